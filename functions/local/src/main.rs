@@ -1,0 +1,163 @@
+//! `waiting-room`: the whole waiting room in one local process, on the in-memory store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use waiting_room_core::domain::EventId;
+use waiting_room_core::server::{LocalRoom, LocalSettings};
+use waiting_room_core::token::{KeyAlgorithm, SigningKey};
+
+#[derive(Parser)]
+#[command(
+    name = "waiting-room",
+    version,
+    about = "A virtual waiting room, on AWS Lambda or in one local process"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the waiting room locally: API, visitor page, control panel, consumer and strategies.
+    Serve(ServeArgs),
+    /// Write a new signing key (PKCS#8 PEM) to a file.
+    Keygen {
+        #[arg(long, default_value = "RS256")]
+        algorithm: KeyAlgorithm,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, env = "WR_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer key for the admin API; generated and printed when not given.
+    #[arg(long, env = "WR_ADMIN_KEY")]
+    admin_key: Option<String>,
+    /// Events to create at start (repeatable).
+    #[arg(
+        long = "event",
+        env = "WR_EVENTS",
+        value_delimiter = ',',
+        default_value = "demo"
+    )]
+    events: Vec<String>,
+    /// Signing key (PEM); created there if missing. Without it a key is generated per run.
+    #[arg(long, env = "WR_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Algorithm of a generated key.
+    #[arg(long, env = "WR_KEY_ALGORITHM", default_value = "RS256")]
+    algorithm: KeyAlgorithm,
+    /// The `iss` claim of issued tokens.
+    #[arg(long, env = "WR_ISSUER", default_value = "waiting-room-local")]
+    issuer: String,
+    /// Seconds between two passes of the strategy runner.
+    #[arg(long, env = "WR_STRATEGY_EVERY", default_value_t = 2)]
+    strategy_every: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,waiting_room_core=info".into()),
+        )
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Keygen { algorithm, out } => keygen(algorithm, &out),
+    };
+    if let Err(message) = result {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn keygen(algorithm: KeyAlgorithm, out: &std::path::Path) -> Result<(), String> {
+    let key = SigningKey::generate(algorithm).map_err(|e| e.to_string())?;
+    write_private(out, key.private_pem())?;
+    println!("wrote {algorithm:?} key {} to {}", key.kid, out.display());
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn load_key(args: &ServeArgs) -> Result<SigningKey, String> {
+    match &args.key_file {
+        Some(path) if path.exists() => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        Some(path) => {
+            let key = SigningKey::generate(args.algorithm).map_err(|e| e.to_string())?;
+            write_private(path, key.private_pem())?;
+            Ok(key)
+        }
+        None => SigningKey::generate(args.algorithm).map_err(|e| e.to_string()),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let signing_key = load_key(&args)?;
+    let admin_key = args.admin_key.clone().unwrap_or_else(random_admin_key);
+    let events = args
+        .events
+        .iter()
+        .map(|e| EventId::parse(e).map_err(|e| format!("--event: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first_event = events.first().cloned();
+    let kid = signing_key.kid.clone();
+    let mut settings = LocalSettings::new(admin_key.clone(), signing_key);
+    settings.issuer = args.issuer.clone();
+    settings.events = events;
+    settings.strategy_every = Duration::from_secs(args.strategy_every.max(1));
+    let local = LocalRoom::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let event = first_event.map(|e| e.to_string()).unwrap_or_default();
+    println!("waiting room ready");
+    println!("  visitor page   {base}/waiting-room.html?event_id={event}");
+    println!("  control panel  {base}/control-panel.html");
+    println!("  API            {base}  (JWKS at {base}/.well-known/jwks.json, key id {kid})");
+    println!("  admin key      {admin_key}");
+    tracing::info!(listen = %args.listen, "serving");
+    local
+        .serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A random admin key: a v4 UUID (122 random bits from the OS), hex encoded.
+fn random_admin_key() -> String {
+    waiting_room_core::domain::RequestId::new()
+        .to_string()
+        .replace('-', "")
+}

@@ -1,0 +1,71 @@
+//! The per-event counters. Each is only ever added to (atomic `ADD` on DynamoDB); everything an
+//! operator or the strategy needs is derived from them, so no count needs a scan.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventCounters {
+    /// Last position given out.
+    pub queue_counter: u64,
+    /// Highest position allowed in.
+    pub serving_counter: u64,
+    pub tokens_issued: u64,
+    pub tokens_completed: u64,
+    pub tokens_abandoned: u64,
+    pub tokens_expired: u64,
+    /// Served positions whose visitor never claimed a token in time.
+    pub positions_expired: u64,
+    /// When the serving counter last changed (ms since the epoch): the cache validator.
+    pub serving_changed_at_ms: i64,
+    /// When the queue counter last changed (ms since the epoch).
+    pub queue_changed_at_ms: i64,
+    /// Bumped by every reset, so caches and old requests of a previous run are told apart.
+    pub generation: u64,
+}
+
+impl EventCounters {
+    /// Visitors with a position who are not yet allowed in.
+    pub fn waiting(&self) -> u64 {
+        self.queue_counter.saturating_sub(self.serving_counter)
+    }
+
+    /// Tokens issued and not yet completed, abandoned or expired.
+    pub fn active_tokens(&self) -> u64 {
+        self.tokens_issued
+            .saturating_sub(self.tokens_completed + self.tokens_abandoned + self.tokens_expired)
+    }
+
+    /// Served positions not yet claimed and not yet expired: visitors on their way in.
+    pub fn pending_claims(&self) -> u64 {
+        self.serving_counter
+            .saturating_sub(self.tokens_issued + self.positions_expired)
+    }
+
+    /// What MaxSize caps: everyone let in who still holds (or may still claim) a slot.
+    pub fn in_flight(&self) -> u64 {
+        self.active_tokens() + self.pending_claims()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_counts_follow_the_raw_counters() {
+        let c = EventCounters {
+            queue_counter: 100,
+            serving_counter: 40,
+            tokens_issued: 30,
+            tokens_completed: 5,
+            tokens_abandoned: 3,
+            tokens_expired: 2,
+            positions_expired: 4,
+            ..EventCounters::default()
+        };
+        assert_eq!(c.waiting(), 60);
+        assert_eq!(c.active_tokens(), 20);
+        assert_eq!(c.pending_claims(), 6);
+        assert_eq!(c.in_flight(), 26);
+    }
+}

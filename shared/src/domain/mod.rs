@@ -1,0 +1,15 @@
+//! Pure types and rules of the waiting room. Nothing here does I/O or knows about AWS.
+
+pub mod counters;
+pub mod eta;
+pub mod event;
+pub mod request;
+pub mod strategy;
+
+pub use counters::EventCounters;
+pub use event::{EventConfig, EventId, EventState};
+pub use request::{
+    EnqueueRequest, RequestId, RequestRecord, ServingIncrement, SessionEnd, SessionStatus,
+    TokenRecord,
+};
+pub use strategy::Strategy;

@@ -1,0 +1,182 @@
+//! A visitor's place in line and, once admitted, its token.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// The id a visitor receives from enqueue (`api_request_id`). A UUID, so it cannot be guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RequestId(Uuid);
+
+impl RequestId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        Uuid::parse_str(raw)
+            .map(Self)
+            .map_err(|_| Error::Invalid("request_id must be a UUID".into()))
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self, Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(id: RequestId) -> String {
+        id.0.to_string()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One visitor waiting to be given a position: the body of an enqueue message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnqueueRequest {
+    pub event_id: super::EventId,
+    pub request_id: RequestId,
+    /// When the visitor arrived (ms since the epoch).
+    pub entry_time_ms: i64,
+}
+
+/// Where a token's session stands. The numbers are the AWS solution's `status` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Active,
+    Completed,
+    Abandoned,
+    Expired,
+}
+
+impl SessionStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            SessionStatus::Active => 0,
+            SessionStatus::Completed => 1,
+            SessionStatus::Abandoned => -1,
+            SessionStatus::Expired => -2,
+        }
+    }
+}
+
+/// How a session ended, as `update_session` reports it (1 completed, -1 abandoned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    Completed,
+    Abandoned,
+}
+
+impl SessionEnd {
+    pub fn from_code(code: i64) -> Result<Self, Error> {
+        match code {
+            1 => Ok(SessionEnd::Completed),
+            -1 => Ok(SessionEnd::Abandoned),
+            _ => Err(Error::Invalid(
+                "status must be 1 (completed) or -1 (abandoned)".into(),
+            )),
+        }
+    }
+
+    pub fn status(self) -> SessionStatus {
+        match self {
+            SessionEnd::Completed => SessionStatus::Completed,
+            SessionEnd::Abandoned => SessionStatus::Abandoned,
+        }
+    }
+}
+
+/// The signed token set handed to an admitted visitor, kept so that asking again returns
+/// the same tokens (signing RS256 three times costs milliseconds of CPU).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub id_token: String,
+    pub status: SessionStatus,
+}
+
+/// A visitor with a position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub request_id: RequestId,
+    pub position: u64,
+    pub entry_time_ms: i64,
+    /// Set when a served visitor let the claim window pass.
+    pub position_expired: bool,
+    pub token: Option<TokenRecord>,
+}
+
+impl RequestRecord {
+    /// The `status` number `/queue_num` reports.
+    pub fn status_code(&self) -> i32 {
+        match (&self.token, self.position_expired) {
+            (Some(token), _) => token.status.code(),
+            (None, true) => SessionStatus::Expired.code(),
+            (None, false) => 0,
+        }
+    }
+}
+
+/// One move of the serving counter: positions `previous+1..=serving_counter` were let in at
+/// `at_ms`. The claim window of each position runs from here, and the unclaimed remainder is
+/// what expires (the AWS solution's serving-counter-issued-at table, minus its scans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServingIncrement {
+    pub previous: u64,
+    pub serving_counter: u64,
+    pub at_ms: i64,
+    /// Tokens claimed by positions of this increment.
+    pub claimed: u64,
+    /// Set once the claim window closed and the unclaimed positions were counted as expired.
+    pub swept: bool,
+}
+
+impl ServingIncrement {
+    pub fn size(&self) -> u64 {
+        self.serving_counter - self.previous
+    }
+
+    pub fn contains(&self, position: u64) -> bool {
+        position > self.previous && position <= self.serving_counter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_must_be_uuids() {
+        let id = RequestId::new();
+        assert_eq!(RequestId::parse(&id.to_string()).unwrap(), id);
+        assert!(RequestId::parse("42").is_err());
+        assert!(RequestId::parse("<script>").is_err());
+    }
+
+    #[test]
+    fn session_status_codes_match_update_session() {
+        assert_eq!(SessionEnd::from_code(1).unwrap().status().code(), 1);
+        assert_eq!(SessionEnd::from_code(-1).unwrap().status().code(), -1);
+        assert!(SessionEnd::from_code(0).is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! The library's error type. HTTP status codes are assigned once, in `http::error`.
+
+use crate::ports::{BufferError, StoreError};
+use crate::token::TokenError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown event")]
+    UnknownEvent,
+    #[error("event already exists")]
+    EventExists,
+    #[error("unknown request")]
+    UnknownRequest,
+    #[error("request id not assigned a position yet")]
+    NotAssigned,
+    #[error("request id not being served yet")]
+    NotServed,
+    #[error("queue position has expired")]
+    PositionExpired,
+    #[error("token corresponding to request id has expired or its session ended")]
+    SessionEnded,
+    #[error("event is paused")]
+    Paused,
+    #[error("token signing failed: {0}")]
+    Signing(String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+}

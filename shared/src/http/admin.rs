@@ -1,0 +1,246 @@
+//! The admin API: the AWS solution's private routes plus event management. Locally it takes
+//! `Authorization: Bearer <admin key>`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::cacheable::private;
+use super::error::ApiError;
+use super::extract::{Body, Params};
+use crate::authorizer::bearer;
+use crate::domain::{EventConfig, EventId, RequestId, SessionEnd};
+use crate::service::{NewEvent, WaitingRoom};
+
+type Room = State<Arc<WaitingRoom>>;
+
+/// Who made an admin change, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+/// How admin callers prove who they are.
+#[derive(Clone)]
+pub enum AdminAuth {
+    /// A shared secret sent as a bearer token (the local server).
+    Key(Arc<str>),
+}
+
+#[derive(Deserialize)]
+struct EventParam {
+    event_id: EventId,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Increment {
+    event_id: EventId,
+    increment_by: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionUpdate {
+    event_id: EventId,
+    request_id: RequestId,
+    status: i64,
+}
+
+#[derive(Deserialize)]
+struct ExpiredParams {
+    event_id: EventId,
+    after: Option<RequestId>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    limit: Option<usize>,
+}
+
+pub fn routes(auth: AdminAuth) -> Router<Arc<WaitingRoom>> {
+    Router::new()
+        .route(
+            "/increment_serving_counter",
+            post(increment_serving_counter),
+        )
+        .route("/num_active_tokens", get(num_active_tokens))
+        .route("/expired_tokens", get(expired_tokens))
+        .route("/update_session", post(update_session))
+        .route("/reset_initial_state", post(reset_initial_state))
+        .route("/admin/events", get(list_events).post(create_event))
+        .route("/admin/events/{event_id}", get(get_event).put(put_event))
+        .route("/admin/events/{event_id}/pause", post(pause))
+        .route("/admin/events/{event_id}/resume", post(resume))
+        .route("/admin/events/{event_id}/metrics", get(metrics))
+        .route("/admin/events/{event_id}/audit", get(audit))
+        .layer(middleware::from_fn(move |req, next| {
+            check(auth.clone(), req, next)
+        }))
+}
+
+async fn check(auth: AdminAuth, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(bearer);
+    let actor = match (&auth, presented) {
+        (AdminAuth::Key(key), Some(given))
+            if constant_time_eq(key.as_bytes(), given.as_bytes()) =>
+        {
+            "admin-key".to_owned()
+        }
+        _ => return ApiError::unauthorized_admin().into_response(),
+    };
+    req.extensions_mut().insert(Actor(actor));
+    private(next.run(req).await)
+}
+
+/// Compares secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn event_path(raw: &str) -> Result<EventId, ApiError> {
+    Ok(EventId::parse(raw)?)
+}
+
+async fn increment_serving_counter(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<Increment>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let serving = room
+        .increment_serving(&body.event_id, body.increment_by, &actor.0)
+        .await?;
+    Ok(Json(json!({ "serving_num": serving })))
+}
+
+async fn num_active_tokens(
+    State(room): Room,
+    Params(q): Params<EventParam>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let counters = room.counters(&q.event_id).await?;
+    Ok(Json(json!({ "active_tokens": counters.active_tokens() })))
+}
+
+/// The AWS answer is a bare array; the cursor for the next page travels in a header.
+async fn expired_tokens(
+    State(room): Room,
+    Params(q): Params<ExpiredParams>,
+) -> Result<Response, ApiError> {
+    let page = room
+        .expired_tokens(&q.event_id, q.after, q.limit.unwrap_or(100))
+        .await?;
+    let mut response = Json(&page.items).into_response();
+    if let Some(next) = page
+        .next
+        .and_then(|n| HeaderValue::from_str(&n.to_string()).ok())
+    {
+        response.headers_mut().insert("x-next-cursor", next);
+    }
+    Ok(response)
+}
+
+async fn update_session(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<SessionUpdate>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let end = SessionEnd::from_code(body.status)?;
+    let outcome = room
+        .update_session(&body.event_id, &body.request_id, end, &actor.0)
+        .await?;
+    Ok(Json(json!({
+        "event_id": body.event_id,
+        "request_id": body.request_id,
+        "status": end.status().code(),
+        "changed": outcome == crate::ports::EndOutcome::Ended,
+    })))
+}
+
+async fn reset_initial_state(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<EventParam>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    room.reset(&body.event_id, &actor.0).await?;
+    Ok(Json(json!({ "event_id": body.event_id, "reset": true })))
+}
+
+async fn list_events(State(room): Room) -> Result<Json<Vec<EventConfig>>, ApiError> {
+    Ok(Json(room.events().await?))
+}
+
+async fn create_event(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<NewEvent>,
+) -> Result<Response, ApiError> {
+    let config = body.into_config();
+    room.create_event(config.clone(), &actor.0).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(config)).into_response())
+}
+
+async fn get_event(
+    State(room): Room,
+    Path(id): Path<String>,
+) -> Result<Json<EventConfig>, ApiError> {
+    Ok(Json(room.event(&event_path(&id)?).await?))
+}
+
+async fn put_event(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Body(config): Body<EventConfig>,
+) -> Result<Json<EventConfig>, ApiError> {
+    if config.event_id != event_path(&id)? {
+        return Err(crate::error::Error::Invalid("event_id in body and path differ".into()).into());
+    }
+    room.update_event(config.clone(), &actor.0).await?;
+    Ok(Json(config))
+}
+
+async fn pause(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<EventConfig>, ApiError> {
+    let event_id = event_path(&id)?;
+    room.set_paused(&event_id, true, &actor.0).await?;
+    Ok(Json(room.event(&event_id).await?))
+}
+
+async fn resume(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<EventConfig>, ApiError> {
+    let event_id = event_path(&id)?;
+    room.set_paused(&event_id, false, &actor.0).await?;
+    Ok(Json(room.event(&event_id).await?))
+}
+
+async fn metrics(State(room): Room, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(room.metrics(&event_path(&id)?).await?).into_response())
+}
+
+async fn audit(
+    State(room): Room,
+    Path(id): Path<String>,
+    Params(q): Params<AuditParams>,
+) -> Result<Response, ApiError> {
+    Ok(Json(
+        room.audit_log(&event_path(&id)?, q.limit.unwrap_or(50))
+            .await?,
+    )
+    .into_response())
+}

@@ -1,0 +1,63 @@
+//! axum Routers for the public and admin APIs. The same Router runs under `axum::serve`
+//! locally and under `lambda_http::run` on Lambda.
+
+pub mod admin;
+pub mod cacheable;
+pub mod error;
+pub mod extract;
+pub mod public;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, header};
+use tower_http::cors::{Any, CorsLayer};
+
+pub use admin::AdminAuth;
+use error::ApiError;
+
+use crate::service::WaitingRoom;
+
+/// Largest request body accepted: every real body is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The public routes alone (what the public API Gateway serves).
+pub fn public_router(room: Arc<WaitingRoom>) -> Router {
+    finish(public::routes(), room)
+}
+
+/// The admin routes alone.
+pub fn admin_router(room: Arc<WaitingRoom>, auth: AdminAuth) -> Router {
+    finish(admin::routes(auth), room)
+}
+
+/// Public and admin routes together (the local server).
+pub fn router(room: Arc<WaitingRoom>, auth: AdminAuth) -> Router {
+    finish(public::routes().merge(admin::routes(auth)), room)
+}
+
+fn finish(routes: Router<Arc<WaitingRoom>>, room: Arc<WaitingRoom>) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+        ])
+        .expose_headers([header::ETAG, header::LAST_MODIFIED, header::RETRY_AFTER]);
+    routes
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors)
+        .with_state(room)
+}

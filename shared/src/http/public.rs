@@ -1,0 +1,172 @@
+//! The public API: what browsers (through the CDN) and the main application call.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::cacheable;
+use super::error::ApiError;
+use super::extract::{Body, Params};
+use crate::domain::{EventId, RequestId};
+use crate::service::WaitingRoom;
+
+type Room = State<Arc<WaitingRoom>>;
+
+#[derive(Deserialize)]
+struct EventParam {
+    event_id: EventId,
+}
+
+#[derive(Deserialize)]
+struct OptionalEventParam {
+    event_id: Option<EventId>,
+}
+
+#[derive(Deserialize)]
+struct RequestParams {
+    event_id: EventId,
+    request_id: RequestId,
+}
+
+pub fn routes() -> Router<Arc<WaitingRoom>> {
+    Router::new()
+        .route("/assign_queue_num", post(assign_queue_num))
+        .route("/queue_num", get(queue_num))
+        .route("/serving_num", get(serving_num))
+        .route("/waiting_num", get(waiting_num))
+        .route("/queue_pos_expiry", get(queue_pos_expiry))
+        .route("/generate_token", post(generate_token))
+        .route("/status", get(status))
+        .route("/public_key", get(public_key))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/authorize", get(authorize))
+}
+
+async fn assign_queue_num(
+    State(room): Room,
+    Body(body): Body<EventParam>,
+) -> Result<Response, ApiError> {
+    let request_id = room.enqueue(&body.event_id).await?;
+    Ok(cacheable::private((
+        StatusCode::ACCEPTED,
+        Json(json!({ "api_request_id": request_id })),
+    )))
+}
+
+async fn queue_num(
+    State(room): Room,
+    Params(q): Params<RequestParams>,
+) -> Result<Response, ApiError> {
+    let record = room.queue_number(&q.event_id, &q.request_id).await?;
+    Ok(cacheable::private(Json(json!({
+        "queue_number": record.position,
+        "entry_time": record.entry_time_ms / 1000,
+        "event_id": q.event_id,
+        "status": record.status_code(),
+    }))))
+}
+
+async fn serving_num(
+    State(room): Room,
+    headers: HeaderMap,
+    Params(q): Params<EventParam>,
+) -> Result<Response, ApiError> {
+    let view = room.view(&q.event_id).await?;
+    let c = view.counters;
+    Ok(cacheable::respond(
+        &headers,
+        json!({ "serving_counter": c.serving_counter }),
+        format!(
+            "s{}-{}-{}",
+            c.generation, c.serving_counter, c.serving_changed_at_ms
+        ),
+        c.serving_changed_at_ms,
+        room.now_ms(),
+    ))
+}
+
+async fn waiting_num(
+    State(room): Room,
+    headers: HeaderMap,
+    Params(q): Params<EventParam>,
+) -> Result<Response, ApiError> {
+    let view = room.view(&q.event_id).await?;
+    let c = view.counters;
+    Ok(cacheable::respond(
+        &headers,
+        json!({ "waiting_num": c.waiting() }),
+        format!(
+            "w{}-{}-{}",
+            c.generation, c.queue_counter, c.serving_counter
+        ),
+        c.serving_changed_at_ms.max(c.queue_changed_at_ms),
+        room.now_ms(),
+    ))
+}
+
+async fn queue_pos_expiry(
+    State(room): Room,
+    Params(q): Params<RequestParams>,
+) -> Result<Response, ApiError> {
+    let left = room.position_expiry(&q.event_id, &q.request_id).await?;
+    Ok(cacheable::private(Json(json!({ "expires_in": left }))))
+}
+
+async fn generate_token(
+    State(room): Room,
+    Body(body): Body<RequestParams>,
+) -> Result<Response, ApiError> {
+    let outcome = room
+        .generate_token(&body.event_id, &body.request_id)
+        .await?;
+    Ok(cacheable::private(Json(json!({
+        "access_token": outcome.token.access_token,
+        "refresh_token": outcome.token.refresh_token,
+        "id_token": outcome.token.id_token,
+        "token_type": "Bearer",
+        "expires_in": outcome.expires_in,
+    }))))
+}
+
+async fn status(State(room): Room, Params(q): Params<RequestParams>) -> Result<Response, ApiError> {
+    let status = room.status(&q.event_id, &q.request_id).await?;
+    Ok(cacheable::private(Json(status)))
+}
+
+/// Keys change only on rotation; five minutes of caching keeps verifiers off the room.
+fn public_cache(body: serde_json::Value) -> Response {
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+async fn public_key(State(room): Room, Params(_q): Params<OptionalEventParam>) -> Response {
+    public_cache(room.tokens().keys().current().public_jwk().clone())
+}
+
+async fn jwks(State(room): Room) -> Response {
+    public_cache(room.tokens().keys().jwks())
+}
+
+/// The authorizer over plain HTTP: 200 with the claims, 401 without or with a bad token,
+/// 403 revoked or for another event.
+async fn authorize(
+    State(room): Room,
+    headers: HeaderMap,
+    Params(q): Params<OptionalEventParam>,
+) -> Result<Response, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let claims = room.authorize(authorization, q.event_id.as_ref()).await?;
+    Ok(cacheable::private(Json(claims)))
+}

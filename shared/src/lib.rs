@@ -1,0 +1,17 @@
+//! The serverless waiting room: domain, ports, adapters, tokens and HTTP routes. Binaries in
+//! `functions/` are thin wrappers around this crate.
+
+pub mod adapters;
+pub mod authorizer;
+pub mod cache;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ports;
+pub mod server;
+pub mod service;
+pub mod token;
+pub mod web;
+
+pub use error::Error;
+pub use service::WaitingRoom;

@@ -1,0 +1,182 @@
+//! What the waiting room needs from the outside world. The memory adapters implement these for
+//! the local server and tests; the DynamoDB and SQS adapters implement them on AWS.
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
+    ServingIncrement, SessionEnd, TokenRecord,
+};
+
+/// A store call that failed. Every variant is the store's fault, never the visitor's: it maps
+/// to `503` with `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store throttled the request")]
+    Throttled,
+    #[error("store returned a malformed item: {0}")]
+    Corrupt(String),
+}
+
+/// The enqueue buffer (SQS on AWS) refused a message.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    #[error("enqueue buffer full")]
+    Full,
+    #[error("enqueue buffer unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a batch assignment did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AssignOutcome {
+    /// New positions handed out (the queue counter moved by exactly this much).
+    pub assigned: u64,
+    /// Requests that already had a position: redeliveries, answered without a write.
+    pub duplicates: u64,
+}
+
+/// What claiming a token for a served request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This record is now the request's token.
+    Claimed(TokenRecord),
+    /// The request already had a token (a retry or a concurrent claim): that one stands.
+    Existing(TokenRecord),
+    /// The claim window closed before the claim landed.
+    PositionExpired,
+    /// The request is gone (unknown, or the event was reset).
+    UnknownRequest,
+}
+
+/// What ending a session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOutcome {
+    Ended,
+    /// The session had already ended (completed, abandoned or expired): nothing counted twice.
+    AlreadyEnded,
+    /// The request never claimed a token.
+    NoToken,
+    UnknownRequest,
+}
+
+/// One line of the admin audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub event_id: EventId,
+    pub detail: String,
+}
+
+/// A page of request ids, with the cursor to pass for the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    pub items: Vec<RequestId>,
+    pub next: Option<RequestId>,
+}
+
+/// Durable state: events, counters, positions, tokens. Every method is atomic on its own and
+/// safe to retry; counters only move by atomic adds.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates an event with zeroed counters; `false` when it already exists.
+    async fn create_event(&self, config: &EventConfig, now_ms: i64) -> Result<bool, StoreError>;
+    /// Replaces an event's config, leaving its counters alone; `false` when it does not exist.
+    async fn update_event(&self, config: &EventConfig) -> Result<bool, StoreError>;
+    async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError>;
+    async fn list_events(&self) -> Result<Vec<EventConfig>, StoreError>;
+    async fn counters(&self, event_id: &EventId) -> Result<Option<EventCounters>, StoreError>;
+
+    /// Gives each request not seen before the next position, with one move of the queue
+    /// counter for the whole batch. A request that already has a position keeps it.
+    async fn assign_positions(
+        &self,
+        event_id: &EventId,
+        requests: &[EnqueueRequest],
+        now_ms: i64,
+    ) -> Result<AssignOutcome, StoreError>;
+    async fn get_request(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+    ) -> Result<Option<RequestRecord>, StoreError>;
+
+    /// Moves the serving counter forward by up to `by`, never past the queue counter, and
+    /// records the move. `None` when there was nothing to admit.
+    async fn advance_serving(
+        &self,
+        event_id: &EventId,
+        by: u64,
+        now_ms: i64,
+    ) -> Result<Option<ServingIncrement>, StoreError>;
+    /// The move of the serving counter that let `position` in.
+    async fn increment_for(
+        &self,
+        event_id: &EventId,
+        position: u64,
+    ) -> Result<Option<ServingIncrement>, StoreError>;
+    /// Moves of the serving counter since `since_ms`, oldest first.
+    async fn serving_history(
+        &self,
+        event_id: &EventId,
+        since_ms: i64,
+    ) -> Result<Vec<ServingIncrement>, StoreError>;
+
+    /// Records the token of a served request, once: later claims get the first token back.
+    async fn claim_token(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+        token: &TokenRecord,
+    ) -> Result<ClaimOutcome, StoreError>;
+    /// Ends an active session (frees its MaxSize slot and revokes its token).
+    async fn end_session(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+        end: SessionEnd,
+    ) -> Result<EndOutcome, StoreError>;
+    /// Marks active tokens past their expiry as expired; returns how many.
+    async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError>;
+    /// Closes the claim window of every serving move made before `served_before_ms`, counting
+    /// its unclaimed positions as expired; returns how many positions expired.
+    async fn expire_positions(
+        &self,
+        event_id: &EventId,
+        served_before_ms: i64,
+    ) -> Result<u64, StoreError>;
+    /// Request ids whose token expired, in id order, `limit` at a time after `after`.
+    async fn expired_tokens(
+        &self,
+        event_id: &EventId,
+        after: Option<RequestId>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// Zeroes the counters and forgets every request of the event; `false` if unknown.
+    async fn reset_event(&self, event_id: &EventId, now_ms: i64) -> Result<bool, StoreError>;
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn audit_log(
+        &self,
+        event_id: &EventId,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Where enqueue puts a visitor's request until a consumer assigns it a position (SQS on AWS).
+#[async_trait]
+pub trait EnqueueBuffer: Send + Sync {
+    async fn send(&self, request: &EnqueueRequest) -> Result<(), BufferError>;
+}
+
+/// Wall-clock time, injectable so expiry tests need no sleeping.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}

@@ -1,0 +1,88 @@
+//! Batch position assignment: what the SQS consumer Lambda runs for each batch, and what the
+//! local server runs on its in-memory buffer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::WaitingRoom;
+use crate::adapters::MemoryBuffer;
+use crate::domain::{EnqueueRequest, EventId};
+use crate::error::Error;
+
+/// Messages one consumer takes at once (the SQS event source mapping's batch size).
+pub const BATCH_SIZE: usize = 1_000;
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub assigned: u64,
+    pub duplicates: u64,
+    /// Messages for an event that does not exist: acknowledged and dropped, so they neither
+    /// take a position nor come back forever.
+    pub dropped: u64,
+    /// Indexes (into the batch) of messages to deliver again because the store failed.
+    pub failed: Vec<usize>,
+}
+
+impl WaitingRoom {
+    /// Assigns positions to a batch, one store call (one queue counter move) per event in it.
+    /// A store failure fails only that event's messages; they come back and, being idempotent,
+    /// are assigned once.
+    pub async fn assign_batch(&self, batch: &[EnqueueRequest]) -> BatchReport {
+        let mut by_event: BTreeMap<&EventId, Vec<usize>> = BTreeMap::new();
+        for (index, request) in batch.iter().enumerate() {
+            by_event.entry(&request.event_id).or_default().push(index);
+        }
+        let mut report = BatchReport::default();
+        for (event_id, indexes) in by_event {
+            match self.assign_event(event_id, batch, &indexes).await {
+                Ok(Some(outcome)) => {
+                    report.assigned += outcome.assigned;
+                    report.duplicates += outcome.duplicates;
+                }
+                Ok(None) => {
+                    tracing::warn!(event_id = %event_id, messages = indexes.len(), "dropped messages for an unknown event");
+                    report.dropped += indexes.len() as u64;
+                }
+                Err(error) => {
+                    tracing::error!(%error, event_id = %event_id, messages = indexes.len(), "batch assignment failed; messages will be retried");
+                    report.failed.extend(indexes);
+                }
+            }
+        }
+        report.failed.sort_unstable();
+        report
+    }
+
+    async fn assign_event(
+        &self,
+        event_id: &EventId,
+        batch: &[EnqueueRequest],
+        indexes: &[usize],
+    ) -> Result<Option<crate::ports::AssignOutcome>, Error> {
+        if self.store.get_event(event_id).await?.is_none() {
+            return Ok(None);
+        }
+        let requests: Vec<EnqueueRequest> = indexes.iter().map(|&i| batch[i].clone()).collect();
+        let outcome = self
+            .store
+            .assign_positions(event_id, &requests, self.now_ms())
+            .await?;
+        Ok(Some(outcome))
+    }
+}
+
+/// Drains the in-memory buffer forever, as the SQS event source mapping does on AWS: failed
+/// messages are put back and retried after a pause.
+pub async fn run_memory_consumer(room: Arc<WaitingRoom>, buffer: Arc<MemoryBuffer>) {
+    loop {
+        let batch = buffer.next_batch(BATCH_SIZE).await;
+        let report = room.assign_batch(&batch).await;
+        if !report.failed.is_empty() {
+            let retry: Vec<EnqueueRequest> =
+                report.failed.iter().map(|&i| batch[i].clone()).collect();
+            buffer.redeliver(retry);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+}

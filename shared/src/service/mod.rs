@@ -1,0 +1,145 @@
+//! The waiting room's operations, written against the ports only. The HTTP routes, the SQS
+//! consumer and the scheduled strategy runner all call into [`WaitingRoom`].
+
+mod consumer;
+mod operator;
+mod runner;
+mod visitor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::TtlCache;
+use crate::domain::{EventConfig, EventCounters, EventId, ServingIncrement, eta};
+use crate::error::Error;
+use crate::ports::{Clock, EnqueueBuffer, Store};
+use crate::token::TokenIssuer;
+
+pub use consumer::{BatchReport, run_memory_consumer};
+pub use operator::{EventMetrics, NewEvent};
+pub use runner::{StrategyReport, run_strategy_loop};
+pub use visitor::{QueueStatus, TokenOutcome};
+
+/// How long in-process caches keep what they read.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// Event configs (enqueue checks the event against this, not the store).
+    pub config_ttl: Duration,
+    /// Counters and admission rate behind the cacheable reads.
+    pub counters_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            config_ttl: Duration::from_secs(5),
+            counters_ttl: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// One event as the hot reads see it: config, counters and the measured admission rate.
+#[derive(Debug, Clone)]
+pub struct EventView {
+    pub config: EventConfig,
+    pub counters: EventCounters,
+    /// Visitors let in per second over the last few minutes.
+    pub admission_rate: f64,
+}
+
+pub struct WaitingRoom {
+    store: Arc<dyn Store>,
+    buffer: Arc<dyn EnqueueBuffer>,
+    clock: Arc<dyn Clock>,
+    tokens: TokenIssuer,
+    configs: TtlCache<EventId, Option<EventConfig>>,
+    views: TtlCache<EventId, Option<EventView>>,
+}
+
+impl WaitingRoom {
+    pub fn new(
+        store: Arc<dyn Store>,
+        buffer: Arc<dyn EnqueueBuffer>,
+        clock: Arc<dyn Clock>,
+        tokens: TokenIssuer,
+        cache: CacheSettings,
+    ) -> Self {
+        Self {
+            store,
+            buffer,
+            clock,
+            tokens,
+            configs: TtlCache::new(cache.config_ttl),
+            views: TtlCache::new(cache.counters_ttl),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn tokens(&self) -> &TokenIssuer {
+        &self.tokens
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The event's config from the in-process cache.
+    async fn cached_config(&self, event_id: &EventId) -> Result<EventConfig, Error> {
+        self.configs
+            .get_or_load(event_id, || async {
+                self.store.get_event(event_id).await.map_err(Error::from)
+            })
+            .await?
+            .ok_or(Error::UnknownEvent)
+    }
+
+    /// Config, counters and admission rate from the in-process cache: what every poll reads.
+    pub async fn view(&self, event_id: &EventId) -> Result<EventView, Error> {
+        self.views
+            .get_or_load(event_id, || self.load_view(event_id))
+            .await?
+            .ok_or(Error::UnknownEvent)
+    }
+
+    async fn load_view(&self, event_id: &EventId) -> Result<Option<EventView>, Error> {
+        let Some(config) = self.store.get_event(event_id).await? else {
+            return Ok(None);
+        };
+        let Some(counters) = self.store.counters(event_id).await? else {
+            return Ok(None);
+        };
+        let now = self.now_ms();
+        let history = self
+            .store
+            .serving_history(event_id, now - eta::RATE_WINDOW_MS)
+            .await?;
+        Ok(Some(EventView {
+            config,
+            counters,
+            admission_rate: eta::admission_rate(&history, now),
+        }))
+    }
+
+    /// Drops what this process cached about an event after it changed it.
+    fn invalidate(&self, event_id: &EventId) {
+        self.configs.invalidate(event_id);
+        self.views.invalidate(event_id);
+    }
+
+    /// When the visitor at `position` was let in, if it was.
+    async fn served_at(
+        &self,
+        event_id: &EventId,
+        position: u64,
+        entry_time_ms: i64,
+    ) -> Result<Option<(ServingIncrement, i64)>, Error> {
+        Ok(self
+            .store
+            .increment_for(event_id, position)
+            .await?
+            .map(|inc| (inc, inc.at_ms.max(entry_time_ms))))
+    }
+}

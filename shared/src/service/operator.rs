@@ -1,0 +1,269 @@
+//! What an operator does: create and tune events, move the counter, end sessions, reset.
+//! Every change is written to the event's audit trail with who made it.
+
+use serde::{Deserialize, Serialize};
+
+use super::WaitingRoom;
+use crate::domain::{
+    EventConfig, EventCounters, EventId, RequestId, ServingIncrement, SessionEnd, Strategy, eta,
+};
+use crate::error::Error;
+use crate::ports::{AuditEntry, EndOutcome, Page};
+
+/// Longest page of `expired_tokens`.
+pub const MAX_PAGE: usize = 1_000;
+
+/// The fields an operator sends to create an event; everything but the id has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    pub event_id: EventId,
+    pub name: Option<String>,
+    pub strategy: Option<Strategy>,
+    pub token_ttl_secs: Option<u64>,
+    pub position_expiry_secs: Option<u64>,
+    pub target_url: Option<String>,
+    pub paused: Option<bool>,
+}
+
+impl NewEvent {
+    pub fn into_config(self) -> EventConfig {
+        let mut config = EventConfig::new(self.event_id);
+        if let Some(name) = self.name {
+            config.name = name;
+        }
+        if let Some(strategy) = self.strategy {
+            config.strategy = strategy;
+        }
+        if let Some(ttl) = self.token_ttl_secs {
+            config.token_ttl_secs = ttl;
+        }
+        if let Some(expiry) = self.position_expiry_secs {
+            config.position_expiry_secs = expiry;
+        }
+        if let Some(url) = self.target_url {
+            config.target_url = url;
+        }
+        if let Some(paused) = self.paused {
+            config.paused = paused;
+        }
+        config
+    }
+}
+
+/// A snapshot for the control panel, computed from counters only (never a scan).
+#[derive(Debug, Clone, Serialize)]
+pub struct EventMetrics {
+    pub config: EventConfig,
+    pub counters: EventCounters,
+    pub waiting: u64,
+    pub active_tokens: u64,
+    /// Served but not yet claimed or expired.
+    pub pending_claims: u64,
+    pub in_flight: u64,
+    pub admission_rate_per_min: f64,
+    /// Serving counter moves of the last few minutes, for the admission chart.
+    pub recent_admissions: Vec<ServingIncrement>,
+    pub at_ms: i64,
+}
+
+impl WaitingRoom {
+    async fn audit(&self, actor: &str, action: &str, event_id: &EventId, detail: String) {
+        let entry = AuditEntry {
+            at_ms: self.now_ms(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            event_id: event_id.clone(),
+            detail,
+        };
+        // The change itself already landed; a lost audit line is logged, not fatal.
+        if let Err(error) = self.store.append_audit(&entry).await {
+            tracing::warn!(%error, action, event_id = %event_id, "audit entry not written");
+        }
+        tracing::info!(actor, action, event_id = %event_id, detail = %entry.detail, "admin change");
+    }
+
+    pub async fn create_event(&self, config: EventConfig, actor: &str) -> Result<(), Error> {
+        config.validate()?;
+        if !self.store.create_event(&config, self.now_ms()).await? {
+            return Err(Error::EventExists);
+        }
+        self.invalidate(&config.event_id);
+        self.audit(
+            actor,
+            "create_event",
+            &config.event_id,
+            format!("{config:?}"),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Creates the event unless it exists (for the events a server starts with).
+    pub async fn ensure_event(&self, config: EventConfig) -> Result<(), Error> {
+        match self.create_event(config, "startup").await {
+            Ok(()) | Err(Error::EventExists) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn update_event(&self, config: EventConfig, actor: &str) -> Result<(), Error> {
+        config.validate()?;
+        if !self.store.update_event(&config).await? {
+            return Err(Error::UnknownEvent);
+        }
+        self.invalidate(&config.event_id);
+        self.audit(
+            actor,
+            "update_event",
+            &config.event_id,
+            format!("{config:?}"),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn event(&self, event_id: &EventId) -> Result<EventConfig, Error> {
+        self.store
+            .get_event(event_id)
+            .await?
+            .ok_or(Error::UnknownEvent)
+    }
+
+    pub async fn events(&self) -> Result<Vec<EventConfig>, Error> {
+        Ok(self.store.list_events().await?)
+    }
+
+    pub async fn set_paused(
+        &self,
+        event_id: &EventId,
+        paused: bool,
+        actor: &str,
+    ) -> Result<(), Error> {
+        let mut config = self.event(event_id).await?;
+        config.paused = paused;
+        self.update_event(config, actor).await
+    }
+
+    /// Moves the serving counter by hand; never past the queue counter. Returns the new value.
+    pub async fn increment_serving(
+        &self,
+        event_id: &EventId,
+        by: u64,
+        actor: &str,
+    ) -> Result<u64, Error> {
+        let config = self.event(event_id).await?;
+        if config.paused {
+            return Err(Error::Paused);
+        }
+        let increment = self
+            .store
+            .advance_serving(event_id, by, self.now_ms())
+            .await?;
+        self.invalidate(event_id);
+        let serving = match increment {
+            Some(inc) => inc.serving_counter,
+            None => self.counters(event_id).await?.serving_counter,
+        };
+        self.audit(
+            actor,
+            "increment_serving_counter",
+            event_id,
+            format!("by {by} to {serving}"),
+        )
+        .await;
+        Ok(serving)
+    }
+
+    pub async fn counters(&self, event_id: &EventId) -> Result<EventCounters, Error> {
+        self.store
+            .counters(event_id)
+            .await?
+            .ok_or(Error::UnknownEvent)
+    }
+
+    pub async fn expired_tokens(
+        &self,
+        event_id: &EventId,
+        after: Option<RequestId>,
+        limit: usize,
+    ) -> Result<Page, Error> {
+        self.event(event_id).await?;
+        Ok(self
+            .store
+            .expired_tokens(event_id, after, limit.clamp(1, MAX_PAGE))
+            .await?)
+    }
+
+    /// Ends a session: frees its MaxSize slot at once and revokes its token.
+    pub async fn update_session(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+        end: SessionEnd,
+        actor: &str,
+    ) -> Result<EndOutcome, Error> {
+        self.event(event_id).await?;
+        let outcome = self.store.end_session(event_id, request_id, end).await?;
+        match outcome {
+            EndOutcome::UnknownRequest => return Err(Error::UnknownRequest),
+            EndOutcome::NoToken => return Err(Error::NotServed),
+            EndOutcome::Ended | EndOutcome::AlreadyEnded => {}
+        }
+        self.invalidate(event_id);
+        self.audit(
+            actor,
+            "update_session",
+            event_id,
+            format!("{request_id} {end:?} {outcome:?}"),
+        )
+        .await;
+        Ok(outcome)
+    }
+
+    /// Starts the event over: counters to zero, every position and token forgotten. The
+    /// counters' generation moves, so cached answers and validators change with it.
+    pub async fn reset(&self, event_id: &EventId, actor: &str) -> Result<(), Error> {
+        if !self.store.reset_event(event_id, self.now_ms()).await? {
+            return Err(Error::UnknownEvent);
+        }
+        self.invalidate(event_id);
+        self.audit(actor, "reset_initial_state", event_id, String::new())
+            .await;
+        Ok(())
+    }
+
+    pub async fn metrics(&self, event_id: &EventId) -> Result<EventMetrics, Error> {
+        let config = self.event(event_id).await?;
+        let counters = self.counters(event_id).await?;
+        let now = self.now_ms();
+        let recent_admissions = self
+            .store
+            .serving_history(event_id, now - eta::RATE_WINDOW_MS)
+            .await?;
+        let rate = eta::admission_rate(&recent_admissions, now);
+        Ok(EventMetrics {
+            config,
+            waiting: counters.waiting(),
+            active_tokens: counters.active_tokens(),
+            pending_claims: counters.pending_claims(),
+            in_flight: counters.in_flight(),
+            admission_rate_per_min: (rate * 600.0).round() / 10.0,
+            counters,
+            recent_admissions,
+            at_ms: now,
+        })
+    }
+
+    pub async fn audit_log(
+        &self,
+        event_id: &EventId,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        self.event(event_id).await?;
+        Ok(self
+            .store
+            .audit_log(event_id, limit.clamp(1, MAX_PAGE))
+            .await?)
+    }
+}
