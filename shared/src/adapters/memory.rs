@@ -24,7 +24,7 @@ struct EventData {
     by_position: BTreeMap<u64, RequestId>,
     /// Serving moves keyed by the serving counter they reached.
     increments: BTreeMap<u64, ServingIncrement>,
-    /// Active tokens ordered by expiry, so expiring them touches only the expired ones.
+    /// Active tokens ordered by expiry (seconds), so expiring them touches only the expired ones.
     active_by_expiry: BTreeSet<(i64, RequestId)>,
     expired_tokens: BTreeSet<RequestId>,
     audit: Vec<AuditEntry>,
@@ -309,7 +309,8 @@ impl Store for MemoryStore {
             .with_event(event_id, |data| {
                 let mut expired = 0;
                 while let Some(&(expires_at, request_id)) = data.active_by_expiry.first() {
-                    if expires_at > now_ms {
+                    // Token expiry is in seconds, as the JWT `exp` claim.
+                    if expires_at * 1000 > now_ms {
                         break;
                     }
                     data.active_by_expiry.pop_first();

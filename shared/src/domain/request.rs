@@ -107,7 +107,9 @@ impl SessionEnd {
 /// the same tokens (signing RS256 three times costs milliseconds of CPU).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
+    /// Seconds since the epoch, as the JWT `iat` claim.
     pub issued_at: i64,
+    /// Seconds since the epoch, as the JWT `exp` claim.
     pub expires_at: i64,
     pub access_token: String,
     pub refresh_token: String,

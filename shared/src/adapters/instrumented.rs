@@ -1,0 +1,197 @@
+//! A store wrapper that counts calls per operation and can add latency: how tests prove that
+//! concurrent reads collapse and how benchmarks count store calls per admitted visitor.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
+    ServingIncrement, SessionEnd, TokenRecord,
+};
+use crate::ports::{AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, Store, StoreError};
+
+pub struct InstrumentedStore<S> {
+    inner: S,
+    latency: Duration,
+    // std Mutex: held only to bump a count.
+    calls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl<S: Store> InstrumentedStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            latency: Duration::ZERO,
+            calls: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every call waits this long first, as a remote store would.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Calls so far, per operation.
+    pub fn calls(&self) -> BTreeMap<&'static str, u64> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn count(&self, operation: &str) -> u64 {
+        self.calls().get(operation).copied().unwrap_or(0)
+    }
+
+    async fn enter(&self, operation: &'static str) {
+        if let Ok(mut calls) = self.calls.lock() {
+            *calls.entry(operation).or_default() += 1;
+        }
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for InstrumentedStore<S> {
+    async fn create_event(&self, config: &EventConfig, now_ms: i64) -> Result<bool, StoreError> {
+        self.enter("create_event").await;
+        self.inner.create_event(config, now_ms).await
+    }
+
+    async fn update_event(&self, config: &EventConfig) -> Result<bool, StoreError> {
+        self.enter("update_event").await;
+        self.inner.update_event(config).await
+    }
+
+    async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError> {
+        self.enter("get_event").await;
+        self.inner.get_event(event_id).await
+    }
+
+    async fn list_events(&self) -> Result<Vec<EventConfig>, StoreError> {
+        self.enter("list_events").await;
+        self.inner.list_events().await
+    }
+
+    async fn counters(&self, event_id: &EventId) -> Result<Option<EventCounters>, StoreError> {
+        self.enter("counters").await;
+        self.inner.counters(event_id).await
+    }
+
+    async fn assign_positions(
+        &self,
+        event_id: &EventId,
+        requests: &[EnqueueRequest],
+        now_ms: i64,
+    ) -> Result<AssignOutcome, StoreError> {
+        self.enter("assign_positions").await;
+        self.inner
+            .assign_positions(event_id, requests, now_ms)
+            .await
+    }
+
+    async fn get_request(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+    ) -> Result<Option<RequestRecord>, StoreError> {
+        self.enter("get_request").await;
+        self.inner.get_request(event_id, request_id).await
+    }
+
+    async fn advance_serving(
+        &self,
+        event_id: &EventId,
+        by: u64,
+        now_ms: i64,
+    ) -> Result<Option<ServingIncrement>, StoreError> {
+        self.enter("advance_serving").await;
+        self.inner.advance_serving(event_id, by, now_ms).await
+    }
+
+    async fn increment_for(
+        &self,
+        event_id: &EventId,
+        position: u64,
+    ) -> Result<Option<ServingIncrement>, StoreError> {
+        self.enter("increment_for").await;
+        self.inner.increment_for(event_id, position).await
+    }
+
+    async fn serving_history(
+        &self,
+        event_id: &EventId,
+        since_ms: i64,
+    ) -> Result<Vec<ServingIncrement>, StoreError> {
+        self.enter("serving_history").await;
+        self.inner.serving_history(event_id, since_ms).await
+    }
+
+    async fn claim_token(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+        token: &TokenRecord,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.enter("claim_token").await;
+        self.inner.claim_token(event_id, request_id, token).await
+    }
+
+    async fn end_session(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+        end: SessionEnd,
+    ) -> Result<EndOutcome, StoreError> {
+        self.enter("end_session").await;
+        self.inner.end_session(event_id, request_id, end).await
+    }
+
+    async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError> {
+        self.enter("expire_tokens").await;
+        self.inner.expire_tokens(event_id, now_ms).await
+    }
+
+    async fn expire_positions(
+        &self,
+        event_id: &EventId,
+        served_before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.enter("expire_positions").await;
+        self.inner
+            .expire_positions(event_id, served_before_ms)
+            .await
+    }
+
+    async fn expired_tokens(
+        &self,
+        event_id: &EventId,
+        after: Option<RequestId>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.enter("expired_tokens").await;
+        self.inner.expired_tokens(event_id, after, limit).await
+    }
+
+    async fn reset_event(&self, event_id: &EventId, now_ms: i64) -> Result<bool, StoreError> {
+        self.enter("reset_event").await;
+        self.inner.reset_event(event_id, now_ms).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.enter("append_audit").await;
+        self.inner.append_audit(entry).await
+    }
+
+    async fn audit_log(
+        &self,
+        event_id: &EventId,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.enter("audit_log").await;
+        self.inner.audit_log(event_id, limit).await
+    }
+}

@@ -1,0 +1,211 @@
+//! The validate-token authorizer answering the payloads API Gateway really sends: REST `TOKEN`,
+//! REST `REQUEST` and HTTP API (v2) simple responses.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use waiting_room_core::authorizer::{AuthorizerFailure, handle_authorizer_event};
+use waiting_room_core::server::LocalRoom;
+use waiting_room_core::token::KeyAlgorithm;
+use waiting_room_tests::*;
+
+const TOKEN_FIXTURE: &str = include_str!("fixtures/apigw-rest-token-authorizer.json");
+const REQUEST_FIXTURE: &str = include_str!("fixtures/apigw-rest-request-authorizer.json");
+const HTTP_V2_FIXTURE: &str = include_str!("fixtures/apigw-http-v2-authorizer.json");
+
+fn payload(fixture: &str, token: &str, event_id: &str) -> Value {
+    serde_json::from_str(
+        &fixture
+            .replace("{{TOKEN}}", token)
+            .replace("{{EVENT}}", event_id),
+    )
+    .expect("fixture is JSON")
+}
+
+/// A visitor admitted to `demo`; returns its request id and access token.
+async fn admitted(local: &LocalRoom) -> (String, String) {
+    let app = local.router();
+    let request_id = enqueue(&app, "demo").await;
+    drain(local).await;
+    call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "demo", "increment_by": 1})),
+        &admin(),
+    )
+    .await;
+    let tokens = call(
+        &app,
+        Method::POST,
+        "/generate_token",
+        Some(json!({"event_id": "demo", "request_id": request_id})),
+        &[],
+    )
+    .await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    (
+        request_id.to_string(),
+        tokens.body["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn rest_token_authorizer_allows_a_valid_token_for_the_method() {
+    for algorithm in [KeyAlgorithm::RS256, KeyAlgorithm::EdDSA] {
+        let (local, _) = room_with(algorithm).await;
+        let (request_id, token) = admitted(&local).await;
+        let answer = handle_authorizer_event(
+            &local.room,
+            payload(TOKEN_FIXTURE, &token, "demo"),
+            Some(&event("demo")),
+        )
+        .await
+        .expect("decision");
+        assert_eq!(answer["principalId"], request_id.as_str());
+        assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow");
+        assert_eq!(
+            answer["policyDocument"]["Statement"][0]["Resource"][0],
+            "arn:aws:execute-api:us-east-1:123456789012:abcdef123/prod/GET/orders"
+        );
+        assert_eq!(answer["context"]["queue_position"], 1);
+    }
+}
+
+#[tokio::test]
+async fn rest_authorizers_answer_401_for_bad_tokens_and_deny_revoked_ones() {
+    let (local, _) = room().await;
+    let (request_id, token) = admitted(&local).await;
+    let mut tampered = token.clone();
+    tampered.replace_range(tampered.len() - 4.., "AAAA");
+    for bad in ["", "garbage", tampered.as_str()] {
+        let outcome = handle_authorizer_event(
+            &local.room,
+            payload(TOKEN_FIXTURE, bad, "demo"),
+            Some(&event("demo")),
+        )
+        .await;
+        assert!(
+            matches!(outcome, Err(AuthorizerFailure::Unauthorized)),
+            "{bad:?}"
+        );
+        assert_eq!(
+            outcome.unwrap_err().to_string(),
+            "Unauthorized",
+            "API Gateway's 401 message"
+        );
+    }
+    // A valid token for another event: 403.
+    let other =
+        handle_authorizer_event(&local.room, payload(REQUEST_FIXTURE, &token, "other"), None)
+            .await
+            .unwrap();
+    assert_eq!(other["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    assert_eq!(other["context"]["reason"], "token_wrong_event");
+
+    let allowed =
+        handle_authorizer_event(&local.room, payload(REQUEST_FIXTURE, &token, "demo"), None)
+            .await
+            .unwrap();
+    assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
+
+    local
+        .room
+        .update_session(
+            &event("demo"),
+            &waiting_room_core::domain::RequestId::parse(&request_id).unwrap(),
+            waiting_room_core::domain::SessionEnd::Abandoned,
+            "test",
+        )
+        .await
+        .unwrap();
+    let revoked =
+        handle_authorizer_event(&local.room, payload(REQUEST_FIXTURE, &token, "demo"), None)
+            .await
+            .unwrap();
+    assert_eq!(revoked["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    assert_eq!(revoked["context"]["reason"], "token_revoked");
+}
+
+#[tokio::test]
+async fn http_api_authorizer_gives_simple_responses() {
+    let (local, clock) = room().await;
+    let (_, token) = admitted(&local).await;
+    let yes = handle_authorizer_event(&local.room, payload(HTTP_V2_FIXTURE, &token, "demo"), None)
+        .await
+        .unwrap();
+    assert_eq!(yes["isAuthorized"], true);
+    assert_eq!(yes["context"]["event_id"], "demo");
+    let wrong_event =
+        handle_authorizer_event(&local.room, payload(HTTP_V2_FIXTURE, &token, "other"), None)
+            .await
+            .unwrap();
+    assert_eq!(wrong_event["isAuthorized"], false);
+    let forged = handle_authorizer_event(
+        &local.room,
+        payload(HTTP_V2_FIXTURE, "eyJhbGciOiJub25lIn0.e30.", "demo"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged["isAuthorized"], false);
+    clock.advance_ms(3_700_000);
+    let expired =
+        handle_authorizer_event(&local.room, payload(HTTP_V2_FIXTURE, &token, "demo"), None)
+            .await
+            .unwrap();
+    assert_eq!(expired["isAuthorized"], false);
+    assert_eq!(expired["context"]["reason"], "token_expired");
+}
+
+#[tokio::test]
+async fn an_unrecognised_invocation_is_an_error_not_an_allow() {
+    let (local, _) = room().await;
+    let outcome = handle_authorizer_event(&local.room, json!({"Records": []}), None).await;
+    assert!(matches!(outcome, Err(AuthorizerFailure::UnknownEvent)));
+}
+
+#[tokio::test]
+async fn the_http_authorize_route_matches_the_lambda_decision() {
+    let (local, _) = room().await;
+    let (request_id, token) = admitted(&local).await;
+    let app = local.router();
+    let ok = call(
+        &app,
+        Method::GET,
+        "/authorize?event_id=demo",
+        None,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body["sub"], request_id.as_str());
+    // Without "Bearer " too, as the DESIGN allows.
+    let bare = call(
+        &app,
+        Method::GET,
+        "/authorize?event_id=demo",
+        None,
+        &[("authorization", &token)],
+    )
+    .await;
+    assert_eq!(bare.status, StatusCode::OK);
+    let other = call(
+        &app,
+        Method::GET,
+        "/authorize?event_id=other",
+        None,
+        &[("authorization", &token)],
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let forged = call(
+        &app,
+        Method::GET,
+        "/authorize?event_id=demo",
+        None,
+        &[("authorization", "Bearer x.y.z")],
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(forged.body["code"], "token_malformed");
+}

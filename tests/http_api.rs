@@ -1,0 +1,888 @@
+//! The public and admin APIs through the real Router: in process (as Lambda runs it) and over
+//! TCP (as the local server runs it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use waiting_room_core::adapters::{InstrumentedStore, MemoryBuffer, MemoryStore, SystemClock};
+use waiting_room_core::domain::EventConfig;
+use waiting_room_core::http::{AdminAuth, router};
+use waiting_room_core::server::{LocalRoom, LocalSettings};
+use waiting_room_core::service::{CacheSettings, WaitingRoom};
+use waiting_room_core::token::{KeyAlgorithm, KeyRing, SigningKey, TokenIssuer};
+use waiting_room_tests::*;
+
+#[tokio::test]
+async fn walkthrough_over_tcp_admits_a_visitor_with_a_token_that_verifies_everywhere() {
+    let mut settings = LocalSettings::new(
+        ADMIN_KEY.into(),
+        SigningKey::generate(KeyAlgorithm::RS256).unwrap(),
+    );
+    settings.events = vec![event("demo")];
+    let local = LocalRoom::build(settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+
+    let enqueued = http
+        .post(format!("{base}/assign_queue_num"))
+        .json(&json!({"event_id": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enqueued.status(), 202);
+    let body: Value = enqueued.json().await.unwrap();
+    let request_id = body["api_request_id"].as_str().unwrap().to_owned();
+
+    // The consumer assigns the position moments later; until then the answer is 202.
+    let mut position = None;
+    for _ in 0..100 {
+        let answer = http
+            .get(format!(
+                "{base}/queue_num?event_id=demo&request_id={request_id}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 {
+            position = Some(answer.json::<Value>().await.unwrap());
+            break;
+        }
+        assert_eq!(answer.status(), 202);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let position = position.expect("position assigned");
+    assert_eq!(position["queue_number"], 1);
+    assert_eq!(position["event_id"], "demo");
+    assert_eq!(position["status"], 0);
+
+    let token_request = json!({"event_id": "demo", "request_id": request_id});
+    let early = http
+        .post(format!("{base}/generate_token"))
+        .json(&token_request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 202, "not served yet");
+
+    let serving: Value = http
+        .post(format!("{base}/increment_serving_counter"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"event_id": "demo", "increment_by": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(serving["serving_num"], 1);
+
+    let tokens: Value = http
+        .post(format!("{base}/generate_token"))
+        .json(&token_request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let again: Value = http
+        .post(format!("{base}/generate_token"))
+        .json(&token_request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["access_token"], tokens["access_token"], "idempotent");
+
+    // Any JWT library holding the published JWKS accepts the token.
+    let jwks: jsonwebtoken::jwk::JwkSet = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&access).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["demo"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        &access,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .expect("standard verification")
+    .claims;
+    assert_eq!(claims["sub"], request_id.as_str());
+    assert_eq!(claims["queue_position"], 1);
+    assert_eq!(claims["token_use"], "access");
+
+    // /public_key is the same key, as one JWK.
+    let public_key: Value = http
+        .get(format!("{base}/public_key?event_id=demo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public_key["kid"], header.kid.unwrap().as_str());
+
+    let authorized = http
+        .get(format!("{base}/authorize?event_id=demo"))
+        .header("authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(authorized.status(), 200);
+
+    // Completing the session revokes the token at once.
+    let ended = http
+        .post(format!("{base}/update_session"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"event_id": "demo", "request_id": request_id, "status": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    let revoked = http
+        .get(format!("{base}/authorize?event_id=demo"))
+        .header("authorization", access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 403);
+    let after = http
+        .post(format!("{base}/generate_token"))
+        .json(&token_request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 410);
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_4xx_and_assigns_nothing() {
+    let (local, _) = room().await;
+    let app = local.router();
+    let raw = |body: &'static str, content_type: &'static str| {
+        axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/assign_queue_num")
+            .header("content-type", content_type)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let cases: Vec<(axum::http::Request<axum::body::Body>, StatusCode, &str)> = vec![
+        (
+            raw("{\"event_id\":", "application/json"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            raw("{}", "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            raw("{\"event_id\": 7}", "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            raw("{\"event_id\":\"../x\"}", "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            raw("{\"event_id\":\"nope\"}", "application/json"),
+            StatusCode::NOT_FOUND,
+            "unknown_event",
+        ),
+        (
+            raw("{\"event_id\":\"demo\"}", "text/plain"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                Box::leak(format!("{{\"event_id\":\"{}\"}}", "a".repeat(20_000)).into_boxed_str()),
+                "application/json",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        use tower::ServiceExt;
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status);
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).expect("JSON error body");
+        assert_eq!(body["code"], code);
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+
+    let gets = [
+        (
+            "/queue_num?event_id=demo&request_id=42",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "/queue_num?event_id=demo",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        ("/serving_num", StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "/serving_num?event_id=nope",
+            StatusCode::NOT_FOUND,
+            "unknown_event",
+        ),
+        (
+            "/status?event_id=nope&request_id=9b2f2a0e-5a4e-4d0c-9b59-2a4f5a0d8c11",
+            StatusCode::NOT_FOUND,
+            "unknown_event",
+        ),
+        (
+            "/authorize?event_id=demo",
+            StatusCode::UNAUTHORIZED,
+            "token_missing",
+        ),
+        ("/no/such/route", StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (uri, status, code) in gets {
+        let answer = call(&app, Method::GET, uri, None, &[]).await;
+        assert_eq!(answer.status, status, "{uri}");
+        assert_eq!(answer.body["code"], code, "{uri}");
+    }
+
+    let admin_cases = [
+        (
+            json!({"event_id": "demo", "increment_by": 1}),
+            &[("authorization", "Bearer wrong")][..],
+            StatusCode::UNAUTHORIZED,
+            "admin_unauthorized",
+        ),
+        (
+            json!({"event_id": "demo", "increment_by": 1}),
+            &[][..],
+            StatusCode::UNAUTHORIZED,
+            "admin_unauthorized",
+        ),
+        (
+            json!({"event_id": "demo", "increment_by": -3}),
+            &admin()[..],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"event_id": "nope", "increment_by": 1}),
+            &admin()[..],
+            StatusCode::NOT_FOUND,
+            "unknown_event",
+        ),
+    ];
+    for (body, headers, status, code) in admin_cases {
+        let answer = call(
+            &app,
+            Method::POST,
+            "/increment_serving_counter",
+            Some(body),
+            headers,
+        )
+        .await;
+        assert_eq!(answer.status, status);
+        assert_eq!(answer.body["code"], code);
+    }
+
+    drain(&local).await;
+    let counters = local.room.counters(&event("demo")).await.unwrap();
+    assert_eq!(counters.queue_counter, 0, "no bad request took a position");
+    assert_eq!(
+        counters.serving_counter, 0,
+        "no bad request moved the counter"
+    );
+}
+
+#[tokio::test]
+async fn serving_num_is_cacheable_and_revalidates_with_304() {
+    let (local, clock) = room().await;
+    let app = local.router();
+    enqueue(&app, "demo").await;
+    drain(&local).await;
+    clock.advance_ms(5_000);
+
+    let first = call(&app, Method::GET, "/serving_num?event_id=demo", None, &[]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body, json!({"serving_counter": 0}));
+    assert!(
+        first.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=1")
+    );
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    let last_modified = first.headers["last-modified"].to_str().unwrap().to_owned();
+
+    let revalidated = call(
+        &app,
+        Method::GET,
+        "/serving_num?event_id=demo",
+        None,
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    let by_date = call(
+        &app,
+        Method::GET,
+        "/serving_num?event_id=demo",
+        None,
+        &[("if-modified-since", &last_modified)],
+    )
+    .await;
+    assert_eq!(by_date.status, StatusCode::NOT_MODIFIED);
+
+    call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "demo", "increment_by": 1})),
+        &admin(),
+    )
+    .await;
+    let changed = call(
+        &app,
+        Method::GET,
+        "/serving_num?event_id=demo",
+        None,
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert_eq!(changed.body, json!({"serving_counter": 1}));
+    assert_ne!(changed.headers["etag"].to_str().unwrap(), etag);
+
+    let waiting = call(&app, Method::GET, "/waiting_num?event_id=demo", None, &[]).await;
+    assert_eq!(waiting.body, json!({"waiting_num": 0}));
+    assert!(waiting.headers.contains_key("etag"));
+    // Per-visitor answers are never stored by a shared cache.
+    let status = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/status?event_id=demo&request_id={}",
+            waiting_room_core::domain::RequestId::new()
+        ),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status.headers["cache-control"], "no-store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_polls_collapse_into_one_store_read() {
+    let store = Arc::new(
+        InstrumentedStore::new(MemoryStore::new()).with_latency(Duration::from_millis(20)),
+    );
+    let room = Arc::new(WaitingRoom::new(
+        store.clone(),
+        Arc::new(MemoryBuffer::new(10)),
+        Arc::new(SystemClock),
+        TokenIssuer::new(
+            Arc::new(KeyRing::new(
+                SigningKey::generate(KeyAlgorithm::EdDSA).unwrap(),
+                vec![],
+            )),
+            "test",
+        ),
+        CacheSettings {
+            config_ttl: Duration::from_secs(60),
+            counters_ttl: Duration::from_secs(60),
+        },
+    ));
+    room.ensure_event(EventConfig::new(event("demo")))
+        .await
+        .unwrap();
+    let app = router(room, AdminAuth::Key("k".into()));
+    let polls: Vec<_> = (0..200)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                call(&app, Method::GET, "/serving_num?event_id=demo", None, &[])
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    for poll in polls {
+        assert_eq!(poll.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(
+        store.count("counters"),
+        1,
+        "one store read for 200 concurrent polls"
+    );
+}
+
+#[tokio::test]
+async fn a_served_visitor_who_never_claims_loses_the_place_after_the_expiry() {
+    let (local, clock) = room().await;
+    let app = local.router();
+    let request_id = enqueue(&app, "demo").await;
+    let uri = format!("/queue_pos_expiry?event_id=demo&request_id={request_id}");
+    let before_assign = call(&app, Method::GET, &uri, None, &[]).await;
+    assert_eq!(before_assign.status, StatusCode::ACCEPTED);
+    drain(&local).await;
+    let waiting = call(&app, Method::GET, &uri, None, &[]).await;
+    assert_eq!(waiting.status, StatusCode::ACCEPTED);
+    assert_eq!(waiting.body["code"], "not_served");
+
+    call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "demo", "increment_by": 5})),
+        &admin(),
+    )
+    .await;
+    let served = call(&app, Method::GET, &uri, None, &[]).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.body["expires_in"], 900);
+    clock.advance_ms(600_000);
+    assert_eq!(
+        call(&app, Method::GET, &uri, None, &[]).await.body["expires_in"],
+        300
+    );
+
+    clock.advance_ms(300_001);
+    assert_eq!(
+        call(&app, Method::GET, &uri, None, &[]).await.status,
+        StatusCode::GONE
+    );
+    let token = call(
+        &app,
+        Method::POST,
+        "/generate_token",
+        Some(json!({"event_id": "demo", "request_id": request_id})),
+        &[],
+    )
+    .await;
+    assert_eq!(token.status, StatusCode::GONE);
+    assert_eq!(token.body["code"], "position_expired");
+
+    // The strategy runner counts the expired place, so it no longer holds a MaxSize slot.
+    let config = local.room.event(&event("demo")).await.unwrap();
+    let report = local.room.apply_strategy(&config).await.unwrap();
+    assert_eq!(report.positions_expired, 1);
+    let queue = call(
+        &app,
+        Method::GET,
+        &format!("/queue_num?event_id=demo&request_id={request_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(queue.body["status"], -2);
+}
+
+#[tokio::test]
+async fn generate_token_answers_each_state_with_its_status() {
+    let (local, _) = room().await;
+    let app = local.router();
+    let unknown =
+        json!({"event_id": "demo", "request_id": waiting_room_core::domain::RequestId::new()});
+    let answer = call(&app, Method::POST, "/generate_token", Some(unknown), &[]).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.body["code"], "unknown_request");
+    let answer = call(
+        &app,
+        Method::POST,
+        "/generate_token",
+        Some(json!({"event_id": "demo"})),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+    let request_id = enqueue(&app, "demo").await;
+    drain(&local).await;
+    let body = json!({"event_id": "demo", "request_id": request_id});
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            "/generate_token",
+            Some(body.clone()),
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::ACCEPTED
+    );
+    call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "demo", "increment_by": 1})),
+        &admin(),
+    )
+    .await;
+    let issued = call(
+        &app,
+        Method::POST,
+        "/generate_token",
+        Some(body.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(issued.status, StatusCode::OK);
+    assert_eq!(issued.body["expires_in"], 3600);
+    let active = call(
+        &app,
+        Method::GET,
+        "/num_active_tokens?event_id=demo",
+        None,
+        &admin(),
+    )
+    .await;
+    assert_eq!(active.body, json!({"active_tokens": 1}));
+
+    // Ten concurrent retries: one token, counted once.
+    let retries: Vec<_> = (0..10)
+        .map(|_| {
+            let (app, body) = (app.clone(), body.clone());
+            tokio::spawn(async move {
+                call(&app, Method::POST, "/generate_token", Some(body), &[])
+                    .await
+                    .body
+            })
+        })
+        .collect();
+    for retry in retries {
+        assert_eq!(
+            retry.await.unwrap()["access_token"],
+            issued.body["access_token"]
+        );
+    }
+    let counters = local.room.counters(&event("demo")).await.unwrap();
+    assert_eq!(counters.tokens_issued, 1);
+}
+
+#[tokio::test]
+async fn reset_forgets_positions_and_changes_the_validator() {
+    let (local, _) = room().await;
+    let app = local.router();
+    let request_id = enqueue(&app, "demo").await;
+    drain(&local).await;
+    call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "demo", "increment_by": 1})),
+        &admin(),
+    )
+    .await;
+    let before = call(&app, Method::GET, "/serving_num?event_id=demo", None, &[]).await;
+
+    let reset = call(
+        &app,
+        Method::POST,
+        "/reset_initial_state",
+        Some(json!({"event_id": "demo"})),
+        &admin(),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::OK);
+    let after = call(
+        &app,
+        Method::GET,
+        "/serving_num?event_id=demo",
+        None,
+        &[("if-none-match", before.headers["etag"].to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.body, json!({"serving_counter": 0}));
+    let old = call(
+        &app,
+        Method::GET,
+        &format!("/queue_num?event_id=demo&request_id={request_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::ACCEPTED, "the old position is gone");
+
+    let fresh = enqueue(&app, "demo").await;
+    drain(&local).await;
+    let position = call(
+        &app,
+        Method::GET,
+        &format!("/queue_num?event_id=demo&request_id={fresh}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(position.body["queue_number"], 1, "numbering starts over");
+}
+
+#[tokio::test]
+async fn operators_manage_events_pause_and_read_the_audit_trail() {
+    let (local, _) = room().await;
+    let app = local.router();
+    let created = call(
+        &app,
+        Method::POST,
+        "/admin/events",
+        Some(json!({"event_id": "launch", "name": "Launch day", "strategy": {"type": "MaxSize", "max_active": 50}})),
+        &admin(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(
+        created.body["strategy"],
+        json!({"type": "MaxSize", "max_active": 50})
+    );
+    let again = call(
+        &app,
+        Method::POST,
+        "/admin/events",
+        Some(json!({"event_id": "launch"})),
+        &admin(),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let invalid = call(
+        &app,
+        Method::POST,
+        "/admin/events",
+        Some(json!({"event_id": "x", "strategy": {"type": "MaxSize", "max_active": 0}})),
+        &admin(),
+    )
+    .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+
+    let list = call(&app, Method::GET, "/admin/events", None, &admin()).await;
+    let ids: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["demo", "launch"]);
+
+    let mut config = created.body.clone();
+    config["strategy"] = json!({"type": "Periodic", "increment_by": 10, "interval_secs": 30});
+    let updated = call(
+        &app,
+        Method::PUT,
+        "/admin/events/launch",
+        Some(config),
+        &admin(),
+    )
+    .await;
+    assert_eq!(updated.status, StatusCode::OK);
+    let read = call(&app, Method::GET, "/admin/events/launch", None, &admin()).await;
+    assert_eq!(read.body["strategy"]["type"], "Periodic");
+
+    let paused = call(
+        &app,
+        Method::POST,
+        "/admin/events/launch/pause",
+        None,
+        &admin(),
+    )
+    .await;
+    assert_eq!(paused.body["paused"], true);
+    let request_id = enqueue(&app, "launch").await;
+    drain(&local).await;
+    let frozen = call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "launch", "increment_by": 1})),
+        &admin(),
+    )
+    .await;
+    assert_eq!(frozen.status, StatusCode::CONFLICT);
+    assert_eq!(frozen.body["code"], "event_paused");
+    let status = call(
+        &app,
+        Method::GET,
+        &format!("/status?event_id=launch&request_id={request_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status.body["state"], "paused");
+    assert_eq!(status.body["queue_number"], 1);
+    call(
+        &app,
+        Method::POST,
+        "/admin/events/launch/resume",
+        None,
+        &admin(),
+    )
+    .await;
+    let moved = call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "launch", "increment_by": 1})),
+        &admin(),
+    )
+    .await;
+    assert_eq!(moved.body, json!({"serving_num": 1}));
+
+    let metrics = call(
+        &app,
+        Method::GET,
+        "/admin/events/launch/metrics",
+        None,
+        &admin(),
+    )
+    .await;
+    assert_eq!(metrics.body["counters"]["queue_counter"], 1);
+    assert_eq!(metrics.body["pending_claims"], 1);
+
+    let audit = call(
+        &app,
+        Method::GET,
+        "/admin/events/launch/audit",
+        None,
+        &admin(),
+    )
+    .await;
+    let actions: Vec<&str> = audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "increment_serving_counter",
+            "update_event",
+            "update_event",
+            "update_event",
+            "create_event"
+        ]
+    );
+    assert!(
+        audit
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "admin-key")
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_listed_page_by_page() {
+    let (local, clock) = room().await;
+    let app = local.router();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(enqueue(&app, "demo").await);
+    }
+    drain(&local).await;
+    call(
+        &app,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(json!({"event_id": "demo", "increment_by": 5})),
+        &admin(),
+    )
+    .await;
+    for id in &ids {
+        let answer = call(
+            &app,
+            Method::POST,
+            "/generate_token",
+            Some(json!({"event_id": "demo", "request_id": id})),
+            &[],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    clock.advance_ms(3_601_000);
+    let config = local.room.event(&event("demo")).await.unwrap();
+    assert_eq!(
+        local
+            .room
+            .apply_strategy(&config)
+            .await
+            .unwrap()
+            .tokens_expired,
+        5
+    );
+
+    let first = call(
+        &app,
+        Method::GET,
+        "/expired_tokens?event_id=demo&limit=3",
+        None,
+        &admin(),
+    )
+    .await;
+    let cursor = first.headers["x-next-cursor"].to_str().unwrap().to_owned();
+    let second = call(
+        &app,
+        Method::GET,
+        &format!("/expired_tokens?event_id=demo&limit=3&after={cursor}"),
+        None,
+        &admin(),
+    )
+    .await;
+    assert!(!second.headers.contains_key("x-next-cursor"));
+    let mut listed: Vec<String> = first
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second.body.as_array().unwrap())
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    let mut expected: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let active = call(
+        &app,
+        Method::GET,
+        "/num_active_tokens?event_id=demo",
+        None,
+        &admin(),
+    )
+    .await;
+    assert_eq!(active.body, json!({"active_tokens": 0}));
+}

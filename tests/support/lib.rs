@@ -1,0 +1,145 @@
+//! Helpers shared by the end-to-end tests: a room on the memory adapters, driven through its
+//! real axum Router in process or over TCP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use waiting_room_core::adapters::ManualClock;
+use waiting_room_core::domain::{EventConfig, EventId, RequestId, Strategy};
+use waiting_room_core::server::{LocalRoom, LocalSettings};
+use waiting_room_core::service::CacheSettings;
+use waiting_room_core::token::{KeyAlgorithm, SigningKey};
+
+pub const ADMIN_KEY: &str = "test-admin-key";
+/// 2026-01-01T00:00:00Z, where manual clocks start.
+pub const START_MS: i64 = 1_767_225_600_000;
+
+/// A local room for tests: manual clock, no caching (every read sees the last write), one
+/// event `demo`. Its consumer and runner are not started: tests drive them.
+pub async fn room_with(algorithm: KeyAlgorithm) -> (LocalRoom, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let mut settings = LocalSettings::new(
+        ADMIN_KEY.into(),
+        SigningKey::generate(algorithm).expect("key generation"),
+    );
+    settings.events = vec![EventId::parse("demo").expect("event id")];
+    settings.cache = CacheSettings {
+        config_ttl: Duration::ZERO,
+        counters_ttl: Duration::ZERO,
+    };
+    settings.clock = clock.clone();
+    (LocalRoom::build(settings).await.expect("room"), clock)
+}
+
+pub async fn room() -> (LocalRoom, Arc<ManualClock>) {
+    room_with(KeyAlgorithm::EdDSA).await
+}
+
+pub fn event(id: &str) -> EventId {
+    EventId::parse(id).expect("event id")
+}
+
+/// Creates an event with a strategy through the room's own operation.
+pub async fn create_event(local: &LocalRoom, id: &str, strategy: Strategy) {
+    let mut config = EventConfig::new(event(id));
+    config.strategy = strategy;
+    local
+        .room
+        .create_event(config, "test")
+        .await
+        .expect("create event");
+}
+
+/// An answer: status, headers and the JSON body (`Value::Null` when empty).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// Sends one request through the router, as API Gateway or axum::serve would.
+pub async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match body {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).expect("request"))
+        .await
+        .expect("router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "non-JSON body {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn admin() -> [(&'static str, &'static str); 1] {
+    [("authorization", "Bearer test-admin-key")]
+}
+
+/// Enqueues one visitor through the API and returns its request id.
+pub async fn enqueue(router: &Router, event_id: &str) -> RequestId {
+    let answer = call(
+        router,
+        Method::POST,
+        "/assign_queue_num",
+        Some(serde_json::json!({ "event_id": event_id })),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    RequestId::parse(
+        answer.body["api_request_id"]
+            .as_str()
+            .expect("api_request_id"),
+    )
+    .expect("uuid")
+}
+
+/// Runs the batch consumer over everything buffered, as the SQS consumer would.
+pub async fn drain(local: &LocalRoom) {
+    while !local.buffer.is_empty() {
+        let batch = local.buffer.next_batch(1_000).await;
+        let report = local.room.assign_batch(&batch).await;
+        assert!(report.failed.is_empty(), "batch failed: {report:?}");
+    }
+}
