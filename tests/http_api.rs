@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use waiting_room_core::adapters::{InstrumentedStore, MemoryBuffer, MemoryStore, SystemClock};
 use waiting_room_core::domain::EventConfig;
 use waiting_room_core::http::{AdminAuth, router};
+use waiting_room_core::ports::Clock;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
 use waiting_room_core::service::{CacheSettings, WaitingRoom};
 use waiting_room_core::token::{KeyAlgorithm, KeyRing, SigningKey, TokenIssuer};
@@ -595,7 +596,7 @@ async fn generate_token_answers_each_state_with_its_status() {
 
 #[tokio::test]
 async fn reset_forgets_positions_and_changes_the_validator() {
-    let (local, _) = room().await;
+    let (local, clock) = room().await;
     let app = local.router();
     let request_id = enqueue(&app, "demo").await;
     drain(&local).await;
@@ -608,6 +609,9 @@ async fn reset_forgets_positions_and_changes_the_validator() {
     )
     .await;
     let before = call(&app, Method::GET, "/serving_num?event_id=demo", None, &[]).await;
+    // Request ids carry real time: reset at a real instant after the first visitor arrived.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    clock.set_ms(SystemClock.now_ms());
 
     let reset = call(
         &app,
@@ -638,7 +642,34 @@ async fn reset_forgets_positions_and_changes_the_validator() {
     .await;
     assert_eq!(old.status, StatusCode::ACCEPTED, "the old position is gone");
 
+    // The page learns that its old place is gone, and joins again.
+    let forgotten = call(
+        &app,
+        Method::GET,
+        &format!("/status?event_id=demo&request_id={request_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(forgotten.status, StatusCode::NOT_FOUND);
+    assert_eq!(forgotten.body["code"], "unknown_request");
+
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let fresh = enqueue(&app, "demo").await;
+    let buffered = call(
+        &app,
+        Method::GET,
+        &format!("/status?event_id=demo&request_id={fresh}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        buffered.status,
+        StatusCode::OK,
+        "still in the buffer: not unknown"
+    );
+    assert_eq!(buffered.body["assigned"], false);
     drain(&local).await;
     let position = call(
         &app,
@@ -649,6 +680,22 @@ async fn reset_forgets_positions_and_changes_the_validator() {
     )
     .await;
     assert_eq!(position.body["queue_number"], 1, "numbering starts over");
+}
+
+#[tokio::test]
+async fn a_request_never_assigned_is_eventually_reported_unknown() {
+    let (local, clock) = room().await;
+    let app = local.router();
+    let lost = waiting_room_core::domain::RequestId::new();
+    let uri = format!("/status?event_id=demo&request_id={lost}");
+    assert_eq!(
+        call(&app, Method::GET, &uri, None, &[]).await.status,
+        StatusCode::OK
+    );
+    clock.advance_ms(16 * 60 * 1000);
+    let answer = call(&app, Method::GET, &uri, None, &[]).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.body["code"], "unknown_request");
 }
 
 #[tokio::test]

@@ -10,20 +10,20 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-use waiting_room_core::adapters::ManualClock;
+use waiting_room_core::adapters::{ManualClock, SystemClock};
 use waiting_room_core::domain::{EventConfig, EventId, RequestId, Strategy};
+use waiting_room_core::ports::Clock;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
 use waiting_room_core::service::CacheSettings;
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
 
 pub const ADMIN_KEY: &str = "test-admin-key";
-/// 2026-01-01T00:00:00Z, where manual clocks start.
-pub const START_MS: i64 = 1_767_225_600_000;
 
-/// A local room for tests: manual clock, no caching (every read sees the last write), one
+/// A local room for tests: manual clock starting at the real time (request ids carry the real
+/// time of their creation), no caching (every read sees the last write), one
 /// event `demo`. Its consumer and runner are not started: tests drive them.
 pub async fn room_with(algorithm: KeyAlgorithm) -> (LocalRoom, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(START_MS));
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
     let mut settings = LocalSettings::new(
         ADMIN_KEY.into(),
         SigningKey::generate(algorithm).expect("key generation"),

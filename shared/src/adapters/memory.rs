@@ -37,6 +37,7 @@ impl EventData {
             counters: EventCounters {
                 serving_changed_at_ms: now_ms,
                 queue_changed_at_ms: now_ms,
+                reset_at_ms: now_ms,
                 generation,
                 ..EventCounters::default()
             },

@@ -21,6 +21,9 @@ pub struct EventCounters {
     pub queue_changed_at_ms: i64,
     /// Bumped by every reset, so caches and old requests of a previous run are told apart.
     pub generation: u64,
+    /// When the event was created or last reset (ms since the epoch).
+    #[serde(default)]
+    pub reset_at_ms: i64,
 }
 
 impl EventCounters {

@@ -5,14 +5,22 @@ use uuid::Uuid;
 
 use crate::error::Error;
 
-/// The id a visitor receives from enqueue (`api_request_id`). A UUID, so it cannot be guessed.
+/// The id a visitor receives from enqueue (`api_request_id`): a UUIDv7, whose 74 random bits
+/// make it unguessable and whose timestamp tells when the visitor arrived, so a request that
+/// was never assigned can be told apart from one still in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RequestId(Uuid);
 
 impl RequestId {
     pub fn new() -> Self {
-        Self(Uuid::new_v4())
+        Self(Uuid::now_v7())
+    }
+
+    /// When the id was made (ms since the epoch); `None` for ids not made by [`Self::new`].
+    pub fn created_at_ms(&self) -> Option<i64> {
+        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+        Some(secs as i64 * 1000 + (nanos / 1_000_000) as i64)
     }
 
     pub fn parse(raw: &str) -> Result<Self, Error> {
@@ -173,6 +181,18 @@ mod tests {
         assert_eq!(RequestId::parse(&id.to_string()).unwrap(), id);
         assert!(RequestId::parse("42").is_err());
         assert!(RequestId::parse("<script>").is_err());
+    }
+
+    #[test]
+    fn request_ids_carry_their_creation_time() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let at = RequestId::new().created_at_ms().unwrap();
+        assert!((at - before).abs() < 1_000);
+        let v4 = RequestId::parse("9b2f2a0e-5a4e-4d0c-9b59-2a4f5a0d8c11").unwrap();
+        assert_eq!(v4.created_at_ms(), None);
     }
 
     #[test]

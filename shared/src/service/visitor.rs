@@ -9,6 +9,10 @@ use crate::domain::{
 use crate::error::Error;
 use crate::ports::ClaimOutcome;
 
+/// How long an enqueued request may go unassigned before `/status` calls it unknown: far
+/// longer than the buffer takes to drain even during a burst.
+const UNASSIGNED_GRACE_MS: i64 = 15 * 60 * 1000;
+
 /// Answer of `generate_token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenOutcome {
@@ -189,7 +193,16 @@ impl WaitingRoom {
             target_url: view.config.target_url.clone(),
         };
         let Some(request) = request else {
-            return Ok(status);
+            // Made before the last reset, or long enough ago that the consumer must have seen
+            // it: the visitor should join again rather than wait forever.
+            let forgotten = request_id.created_at_ms().is_none_or(|at| {
+                at < counters.reset_at_ms || self.now_ms() - at > UNASSIGNED_GRACE_MS
+            });
+            return if forgotten {
+                Err(Error::UnknownRequest)
+            } else {
+                Ok(status)
+            };
         };
         let ahead = request
             .position
