@@ -7,6 +7,7 @@ pub mod cache;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod lambda;
 pub mod ports;
 pub mod server;
 pub mod service;

@@ -1,8 +1,10 @@
-//! A store wrapper that counts calls per operation and can add latency: how tests prove that
-//! concurrent reads collapse and how benchmarks count store calls per admitted visitor.
+//! A store wrapper that counts calls per operation and can add latency or fail on demand: how
+//! tests prove that concurrent reads collapse and that store faults lose nothing, and how
+//! benchmarks count store calls per admitted visitor.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +18,7 @@ use crate::ports::{AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, St
 pub struct InstrumentedStore<S> {
     inner: S,
     latency: Duration,
+    failing: AtomicBool,
     // std Mutex: held only to bump a count.
     calls: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -25,6 +28,7 @@ impl<S: Store> InstrumentedStore<S> {
         Self {
             inner,
             latency: Duration::ZERO,
+            failing: AtomicBool::new(false),
             calls: Mutex::new(BTreeMap::new()),
         }
     }
@@ -33,6 +37,11 @@ impl<S: Store> InstrumentedStore<S> {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// While set, every call fails as an unreachable store would.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
     }
 
     /// Calls so far, per operation.
@@ -44,40 +53,46 @@ impl<S: Store> InstrumentedStore<S> {
         self.calls().get(operation).copied().unwrap_or(0)
     }
 
-    async fn enter(&self, operation: &'static str) {
+    async fn enter(&self, operation: &'static str) -> Result<(), StoreError> {
         if let Ok(mut calls) = self.calls.lock() {
             *calls.entry(operation).or_default() += 1;
         }
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(format!(
+                "injected fault in {operation}"
+            )));
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl<S: Store> Store for InstrumentedStore<S> {
     async fn create_event(&self, config: &EventConfig, now_ms: i64) -> Result<bool, StoreError> {
-        self.enter("create_event").await;
+        self.enter("create_event").await?;
         self.inner.create_event(config, now_ms).await
     }
 
     async fn update_event(&self, config: &EventConfig) -> Result<bool, StoreError> {
-        self.enter("update_event").await;
+        self.enter("update_event").await?;
         self.inner.update_event(config).await
     }
 
     async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError> {
-        self.enter("get_event").await;
+        self.enter("get_event").await?;
         self.inner.get_event(event_id).await
     }
 
     async fn list_events(&self) -> Result<Vec<EventConfig>, StoreError> {
-        self.enter("list_events").await;
+        self.enter("list_events").await?;
         self.inner.list_events().await
     }
 
     async fn counters(&self, event_id: &EventId) -> Result<Option<EventCounters>, StoreError> {
-        self.enter("counters").await;
+        self.enter("counters").await?;
         self.inner.counters(event_id).await
     }
 
@@ -87,7 +102,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         requests: &[EnqueueRequest],
         now_ms: i64,
     ) -> Result<AssignOutcome, StoreError> {
-        self.enter("assign_positions").await;
+        self.enter("assign_positions").await?;
         self.inner
             .assign_positions(event_id, requests, now_ms)
             .await
@@ -98,7 +113,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         event_id: &EventId,
         request_id: &RequestId,
     ) -> Result<Option<RequestRecord>, StoreError> {
-        self.enter("get_request").await;
+        self.enter("get_request").await?;
         self.inner.get_request(event_id, request_id).await
     }
 
@@ -108,7 +123,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         by: u64,
         now_ms: i64,
     ) -> Result<Option<ServingIncrement>, StoreError> {
-        self.enter("advance_serving").await;
+        self.enter("advance_serving").await?;
         self.inner.advance_serving(event_id, by, now_ms).await
     }
 
@@ -117,7 +132,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         event_id: &EventId,
         position: u64,
     ) -> Result<Option<ServingIncrement>, StoreError> {
-        self.enter("increment_for").await;
+        self.enter("increment_for").await?;
         self.inner.increment_for(event_id, position).await
     }
 
@@ -126,7 +141,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         event_id: &EventId,
         since_ms: i64,
     ) -> Result<Vec<ServingIncrement>, StoreError> {
-        self.enter("serving_history").await;
+        self.enter("serving_history").await?;
         self.inner.serving_history(event_id, since_ms).await
     }
 
@@ -136,7 +151,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         request_id: &RequestId,
         token: &TokenRecord,
     ) -> Result<ClaimOutcome, StoreError> {
-        self.enter("claim_token").await;
+        self.enter("claim_token").await?;
         self.inner.claim_token(event_id, request_id, token).await
     }
 
@@ -146,12 +161,12 @@ impl<S: Store> Store for InstrumentedStore<S> {
         request_id: &RequestId,
         end: SessionEnd,
     ) -> Result<EndOutcome, StoreError> {
-        self.enter("end_session").await;
+        self.enter("end_session").await?;
         self.inner.end_session(event_id, request_id, end).await
     }
 
     async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError> {
-        self.enter("expire_tokens").await;
+        self.enter("expire_tokens").await?;
         self.inner.expire_tokens(event_id, now_ms).await
     }
 
@@ -160,7 +175,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         event_id: &EventId,
         served_before_ms: i64,
     ) -> Result<u64, StoreError> {
-        self.enter("expire_positions").await;
+        self.enter("expire_positions").await?;
         self.inner
             .expire_positions(event_id, served_before_ms)
             .await
@@ -172,17 +187,17 @@ impl<S: Store> Store for InstrumentedStore<S> {
         after: Option<RequestId>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        self.enter("expired_tokens").await;
+        self.enter("expired_tokens").await?;
         self.inner.expired_tokens(event_id, after, limit).await
     }
 
     async fn reset_event(&self, event_id: &EventId, now_ms: i64) -> Result<bool, StoreError> {
-        self.enter("reset_event").await;
+        self.enter("reset_event").await?;
         self.inner.reset_event(event_id, now_ms).await
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.enter("append_audit").await;
+        self.enter("append_audit").await?;
         self.inner.append_audit(entry).await
     }
 
@@ -191,7 +206,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         event_id: &EventId,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.enter("audit_log").await;
+        self.enter("audit_log").await?;
         self.inner.audit_log(event_id, limit).await
     }
 }
