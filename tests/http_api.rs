@@ -933,3 +933,36 @@ async fn expired_tokens_are_listed_page_by_page() {
     .await;
     assert_eq!(active.body, json!({"active_tokens": 0}));
 }
+
+#[tokio::test]
+async fn behind_api_gateway_the_admin_api_trusts_the_verified_caller_only() {
+    use waiting_room_core::http::admin::Actor;
+    let (local, _) = room().await;
+    let gateway =
+        waiting_room_core::http::admin_router(local.room.clone(), AdminAuth::Gateway { key: None });
+    let body = json!({"event_id": "demo", "increment_by": 1});
+    // No identity from the edge and no key: refused, even with a made-up bearer.
+    let anonymous = call(
+        &gateway,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(body.clone()),
+        &admin(),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let arn = "arn:aws:iam::123456789012:user/operator";
+    let signed_in = gateway.layer(axum::Extension(Actor(arn.into())));
+    let answer = call(
+        &signed_in,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(body),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let audit = local.room.audit_log(&event("demo"), 1).await.unwrap();
+    assert_eq!(audit[0].actor, arn, "the audit trail names the IAM caller");
+}

@@ -22,9 +22,19 @@ use crate::service::WaitingRoom;
 /// Largest request body accepted: every real body is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The public routes alone (what the public API Gateway serves).
-pub fn public_router(room: Arc<WaitingRoom>) -> Router {
-    finish(public::routes(), room)
+/// The enqueue route alone (the assign-position Lambda).
+pub fn enqueue_router(room: Arc<WaitingRoom>) -> Router {
+    finish(public::enqueue_routes(), room)
+}
+
+/// The polled reads alone (the public-reads Lambda).
+pub fn reads_router(room: Arc<WaitingRoom>) -> Router {
+    finish(public::read_routes(), room)
+}
+
+/// Token issue, keys and the HTTP authorizer alone (the token Lambda).
+pub fn tokens_router(room: Arc<WaitingRoom>) -> Router {
+    finish(public::token_routes(), room)
 }
 
 /// The admin routes alone.

@@ -34,15 +34,30 @@ struct RequestParams {
     request_id: RequestId,
 }
 
+/// Every public route (the local server).
 pub fn routes() -> Router<Arc<WaitingRoom>> {
+    enqueue_routes().merge(read_routes()).merge(token_routes())
+}
+
+/// Joining the line: the only route that writes to the buffer.
+pub fn enqueue_routes() -> Router<Arc<WaitingRoom>> {
+    Router::new().route("/assign_queue_num", post(assign_queue_num))
+}
+
+/// The polled reads: store reads only, most of them cacheable.
+pub fn read_routes() -> Router<Arc<WaitingRoom>> {
     Router::new()
-        .route("/assign_queue_num", post(assign_queue_num))
         .route("/queue_num", get(queue_num))
         .route("/serving_num", get(serving_num))
         .route("/waiting_num", get(waiting_num))
         .route("/queue_pos_expiry", get(queue_pos_expiry))
-        .route("/generate_token", post(generate_token))
         .route("/status", get(status))
+}
+
+/// Tokens: issue, publish the keys, and the HTTP authorizer; the only routes using the key.
+pub fn token_routes() -> Router<Arc<WaitingRoom>> {
+    Router::new()
+        .route("/generate_token", post(generate_token))
         .route("/public_key", get(public_key))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/authorize", get(authorize))
