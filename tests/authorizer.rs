@@ -26,22 +26,8 @@ async fn admitted(local: &LocalRoom) -> (String, String) {
     let app = local.router();
     let request_id = enqueue(&app, "demo").await;
     drain(local).await;
-    call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "demo", "increment_by": 1})),
-        &admin(),
-    )
-    .await;
-    let tokens = call(
-        &app,
-        Method::POST,
-        "/generate_token",
-        Some(json!({"event_id": "demo", "request_id": request_id})),
-        &[],
-    )
-    .await;
+    increment(&app, "demo", 1).await;
+    let tokens = generate_token(&app, "demo", &request_id).await;
     assert_eq!(tokens.status, StatusCode::OK);
     (
         request_id.to_string(),

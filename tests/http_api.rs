@@ -1,18 +1,16 @@
 //! The public and admin APIs through the real Router: in process (as Lambda runs it) and over
 //! TCP (as the local server runs it).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use waiting_room_core::adapters::{InstrumentedStore, MemoryBuffer, MemoryStore, SystemClock};
-use waiting_room_core::domain::EventConfig;
+use waiting_room_core::adapters::SystemClock;
 use waiting_room_core::http::{AdminAuth, router};
 use waiting_room_core::ports::Clock;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
-use waiting_room_core::service::{CacheSettings, WaitingRoom};
-use waiting_room_core::token::{KeyAlgorithm, KeyRing, SigningKey, TokenIssuer};
+use waiting_room_core::service::CacheSettings;
+use waiting_room_core::token::{KeyAlgorithm, SigningKey};
 use waiting_room_tests::*;
 
 #[tokio::test]
@@ -367,14 +365,7 @@ async fn serving_num_is_cacheable_and_revalidates_with_304() {
     .await;
     assert_eq!(by_date.status, StatusCode::NOT_MODIFIED);
 
-    call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "demo", "increment_by": 1})),
-        &admin(),
-    )
-    .await;
+    increment(&app, "demo", 1).await;
     let changed = call(
         &app,
         Method::GET,
@@ -407,28 +398,11 @@ async fn serving_num_is_cacheable_and_revalidates_with_304() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_polls_collapse_into_one_store_read() {
-    let store = Arc::new(
-        InstrumentedStore::new(MemoryStore::new()).with_latency(Duration::from_millis(20)),
-    );
-    let room = Arc::new(WaitingRoom::new(
-        store.clone(),
-        Arc::new(MemoryBuffer::new(10)),
-        Arc::new(SystemClock),
-        TokenIssuer::new(
-            Arc::new(KeyRing::new(
-                SigningKey::generate(KeyAlgorithm::EdDSA).unwrap(),
-                vec![],
-            )),
-            "test",
-        ),
-        CacheSettings {
-            config_ttl: Duration::from_secs(60),
-            counters_ttl: Duration::from_secs(60),
-        },
-    ));
-    room.ensure_event(EventConfig::new(event("demo")))
-        .await
-        .unwrap();
+    let cache = CacheSettings {
+        config_ttl: Duration::from_secs(60),
+        counters_ttl: Duration::from_secs(60),
+    };
+    let (room, store) = instrumented_room(Duration::from_millis(20), cache).await;
     let app = router(room, AdminAuth::Key("k".into()));
     let polls: Vec<_> = (0..200)
         .map(|_| {
@@ -463,14 +437,7 @@ async fn a_served_visitor_who_never_claims_loses_the_place_after_the_expiry() {
     assert_eq!(waiting.status, StatusCode::ACCEPTED);
     assert_eq!(waiting.body["code"], "not_served");
 
-    call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "demo", "increment_by": 5})),
-        &admin(),
-    )
-    .await;
+    increment(&app, "demo", 5).await;
     let served = call(&app, Method::GET, &uri, None, &[]).await;
     assert_eq!(served.status, StatusCode::OK);
     assert_eq!(served.body["expires_in"], 900);
@@ -485,14 +452,7 @@ async fn a_served_visitor_who_never_claims_loses_the_place_after_the_expiry() {
         call(&app, Method::GET, &uri, None, &[]).await.status,
         StatusCode::GONE
     );
-    let token = call(
-        &app,
-        Method::POST,
-        "/generate_token",
-        Some(json!({"event_id": "demo", "request_id": request_id})),
-        &[],
-    )
-    .await;
+    let token = generate_token(&app, "demo", &request_id).await;
     assert_eq!(token.status, StatusCode::GONE);
     assert_eq!(token.body["code"], "position_expired");
 
@@ -545,14 +505,7 @@ async fn generate_token_answers_each_state_with_its_status() {
         .status,
         StatusCode::ACCEPTED
     );
-    call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "demo", "increment_by": 1})),
-        &admin(),
-    )
-    .await;
+    increment(&app, "demo", 1).await;
     let issued = call(
         &app,
         Method::POST,
@@ -600,14 +553,7 @@ async fn reset_forgets_positions_and_changes_the_validator() {
     let app = local.router();
     let request_id = enqueue(&app, "demo").await;
     drain(&local).await;
-    call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "demo", "increment_by": 1})),
-        &admin(),
-    )
-    .await;
+    increment(&app, "demo", 1).await;
     let before = call(&app, Method::GET, "/serving_num?event_id=demo", None, &[]).await;
     // Request ids carry real time: reset at a real instant after the first visitor arrived.
     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -769,14 +715,7 @@ async fn operators_manage_events_pause_and_read_the_audit_trail() {
     assert_eq!(paused.body["paused"], true);
     let request_id = enqueue(&app, "launch").await;
     drain(&local).await;
-    let frozen = call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "launch", "increment_by": 1})),
-        &admin(),
-    )
-    .await;
+    let frozen = increment(&app, "launch", 1).await;
     assert_eq!(frozen.status, StatusCode::CONFLICT);
     assert_eq!(frozen.body["code"], "event_paused");
     let status = call(
@@ -797,14 +736,7 @@ async fn operators_manage_events_pause_and_read_the_audit_trail() {
         &admin(),
     )
     .await;
-    let moved = call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "launch", "increment_by": 1})),
-        &admin(),
-    )
-    .await;
+    let moved = increment(&app, "launch", 1).await;
     assert_eq!(moved.body, json!({"serving_num": 1}));
 
     let metrics = call(
@@ -862,23 +794,9 @@ async fn expired_tokens_are_listed_page_by_page() {
         ids.push(enqueue(&app, "demo").await);
     }
     drain(&local).await;
-    call(
-        &app,
-        Method::POST,
-        "/increment_serving_counter",
-        Some(json!({"event_id": "demo", "increment_by": 5})),
-        &admin(),
-    )
-    .await;
+    increment(&app, "demo", 5).await;
     for id in &ids {
-        let answer = call(
-            &app,
-            Method::POST,
-            "/generate_token",
-            Some(json!({"event_id": "demo", "request_id": id})),
-            &[],
-        )
-        .await;
+        let answer = generate_token(&app, "demo", id).await;
         assert_eq!(answer.status, StatusCode::OK);
     }
     clock.advance_ms(3_601_000);

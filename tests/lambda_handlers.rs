@@ -1,18 +1,15 @@
 //! The SQS consumer and the scheduled strategy runner, fed the payloads AWS sends.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use waiting_room_core::adapters::{InstrumentedStore, ManualClock, MemoryBuffer, MemoryStore};
-use waiting_room_core::domain::{EnqueueRequest, EventConfig, RequestId, Strategy};
+use waiting_room_core::domain::{EnqueueRequest, RequestId, Strategy};
 use waiting_room_core::http::{AdminAuth, router};
 use waiting_room_core::lambda::{handle_schedule, handle_sqs_batch};
-use waiting_room_core::service::{CacheSettings, WaitingRoom};
-use waiting_room_core::token::{KeyAlgorithm, KeyRing, SigningKey, TokenIssuer};
+use waiting_room_core::service::CacheSettings;
 use waiting_room_tests::*;
 
 const SQS_FIXTURE: &str = include_str!("fixtures/sqs-enqueue-batch.json");
@@ -34,31 +31,6 @@ fn message(event_id: &str) -> String {
         entry_time_ms: 1_795_449_600_000,
     })
     .unwrap()
-}
-
-/// A room on a store that can be made to fail.
-async fn faulty_room() -> (Arc<WaitingRoom>, Arc<InstrumentedStore<MemoryStore>>) {
-    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()));
-    let room = Arc::new(WaitingRoom::new(
-        store.clone(),
-        Arc::new(MemoryBuffer::new(100)),
-        Arc::new(ManualClock::new(1_795_449_600_000)),
-        TokenIssuer::new(
-            Arc::new(KeyRing::new(
-                SigningKey::generate(KeyAlgorithm::EdDSA).unwrap(),
-                vec![],
-            )),
-            "test",
-        ),
-        CacheSettings {
-            config_ttl: Duration::ZERO,
-            counters_ttl: Duration::ZERO,
-        },
-    ));
-    room.ensure_event(EventConfig::new(event("demo")))
-        .await
-        .unwrap();
-    (room, store)
 }
 
 #[tokio::test]
@@ -98,7 +70,11 @@ async fn a_redelivered_message_keeps_its_position_and_a_poison_message_fails_alo
 
 #[tokio::test]
 async fn store_faults_fail_the_messages_for_retry_and_lose_nothing() {
-    let (room, store) = faulty_room().await;
+    let cache = CacheSettings {
+        config_ttl: Duration::ZERO,
+        counters_ttl: Duration::ZERO,
+    };
+    let (room, store) = instrumented_room(Duration::ZERO, cache).await;
     let (a, b, c) = (message("demo"), message("demo"), message("demo"));
     store.set_failing(true);
     let response = handle_sqs_batch(&room, sqs_event([&a, &b, &c])).await;

@@ -40,14 +40,7 @@ async fn max_size_never_exceeds_its_cap_while_visitors_come_and_go() {
         assert!(counters.in_flight() <= 25, "round {round}: {counters:?}");
         // Every served visitor claims a token...
         for id in &ids[admitted..counters.serving_counter as usize] {
-            let answer = call(
-                &app,
-                Method::POST,
-                "/generate_token",
-                Some(json!({"event_id": "capped", "request_id": id})),
-                &[],
-            )
-            .await;
+            let answer = generate_token(&app, "capped", id).await;
             assert_eq!(answer.status, StatusCode::OK);
             active.push_back(*id);
         }
@@ -160,14 +153,7 @@ async fn expired_tokens_free_their_slots() {
     let ids = line_up(&local, "short", 6).await;
     assert_eq!(pass(&local, "short").await.admitted, 3);
     for id in &ids[..3] {
-        let answer = call(
-            &app,
-            Method::POST,
-            "/generate_token",
-            Some(json!({"event_id": "short", "request_id": id})),
-            &[],
-        )
-        .await;
+        let answer = generate_token(&app, "short", id).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     }
     assert_eq!(pass(&local, "short").await.admitted, 0, "full");

@@ -10,12 +10,15 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-use waiting_room_core::adapters::{ManualClock, SystemClock};
+use waiting_room_core::WaitingRoom;
+use waiting_room_core::adapters::{
+    InstrumentedStore, ManualClock, MemoryBuffer, MemoryStore, SystemClock,
+};
 use waiting_room_core::domain::{EventConfig, EventId, RequestId, Strategy};
 use waiting_room_core::ports::Clock;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
 use waiting_room_core::service::CacheSettings;
-use waiting_room_core::token::{KeyAlgorithm, SigningKey};
+use waiting_room_core::token::{KeyAlgorithm, KeyRing, SigningKey, TokenIssuer};
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 
@@ -142,4 +145,53 @@ pub async fn drain(local: &LocalRoom) {
         let report = local.room.assign_batch(&batch).await;
         assert!(report.failed.is_empty(), "batch failed: {report:?}");
     }
+}
+
+/// The operator lets `by` more visitors in, through the admin API.
+pub async fn increment(router: &Router, event_id: &str, by: u64) -> Answer {
+    call(
+        router,
+        Method::POST,
+        "/increment_serving_counter",
+        Some(serde_json::json!({ "event_id": event_id, "increment_by": by })),
+        &admin(),
+    )
+    .await
+}
+
+/// A visitor asks for its token set.
+pub async fn generate_token(router: &Router, event_id: &str, request_id: &RequestId) -> Answer {
+    call(
+        router,
+        Method::POST,
+        "/generate_token",
+        Some(serde_json::json!({ "event_id": event_id, "request_id": request_id })),
+        &[],
+    )
+    .await
+}
+
+/// A room on an [`InstrumentedStore`] (to count calls or inject faults) with one event `demo`.
+pub async fn instrumented_room(
+    latency: Duration,
+    cache: CacheSettings,
+) -> (Arc<WaitingRoom>, Arc<InstrumentedStore<MemoryStore>>) {
+    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()).with_latency(latency));
+    let room = Arc::new(WaitingRoom::new(
+        store.clone(),
+        Arc::new(MemoryBuffer::new(100)),
+        Arc::new(SystemClock),
+        TokenIssuer::new(
+            Arc::new(KeyRing::new(
+                SigningKey::generate(KeyAlgorithm::EdDSA).expect("key generation"),
+                vec![],
+            )),
+            "test",
+        ),
+        cache,
+    ));
+    room.ensure_event(EventConfig::new(event("demo")))
+        .await
+        .expect("event");
+    (room, store)
 }
