@@ -143,9 +143,9 @@ async fn a_message_for_an_unknown_event_takes_no_position_and_is_not_retried() {
     assert_eq!(report.dropped, 1);
     assert_eq!(report.assigned, 1);
     assert!(report.failed.is_empty());
-    let record = local
+    let (record, _) = local
         .room
-        .queue_number(&event("demo"), &good.request_id)
+        .locate(&event("demo"), &good.request_id)
         .await
         .unwrap();
     assert_eq!(record.position, 1, "the stray message consumed no position");

@@ -23,6 +23,10 @@ pub enum Error {
     SessionEnded,
     #[error("event is paused")]
     Paused,
+    #[error("the waiting room for this event is not open yet")]
+    NotOpen,
+    #[error("this event is over")]
+    Closed,
     #[error("token signing failed: {0}")]
     Signing(String),
     #[error(transparent)]

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
+    Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
     ServingIncrement, SessionEnd, TokenRecord,
 };
 
@@ -85,8 +85,12 @@ pub struct Page {
 pub trait Store: Send + Sync {
     /// Creates an event with zeroed counters; `false` when it already exists.
     async fn create_event(&self, config: &EventConfig, now_ms: i64) -> Result<bool, StoreError>;
-    /// Replaces an event's config, leaving its counters alone; `false` when it does not exist.
+    /// Replaces an event's config, leaving its counters and its draw alone (only
+    /// [`Store::record_draw`] sets the draw); `false` when it does not exist.
     async fn update_event(&self, config: &EventConfig) -> Result<bool, StoreError>;
+    /// Records the pre-queue draw, once: `false` when the event already has one (another
+    /// runner drew first) or does not exist.
+    async fn record_draw(&self, event_id: &EventId, draw: &Draw) -> Result<bool, StoreError>;
     async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError>;
     async fn list_events(&self) -> Result<Vec<EventConfig>, StoreError>;
     async fn counters(&self, event_id: &EventId) -> Result<Option<EventCounters>, StoreError>;
@@ -127,10 +131,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<ServingIncrement>, StoreError>;
 
     /// Records the token of a served request, once: later claims get the first token back.
+    /// `place` is the request's place in line (its position after any pre-queue draw), which
+    /// finds the serving move that let it in.
     async fn claim_token(
         &self,
         event_id: &EventId,
         request_id: &RequestId,
+        place: u64,
         token: &TokenRecord,
     ) -> Result<ClaimOutcome, StoreError>;
     /// Ends an active session (frees its MaxSize slot and revokes its token).
@@ -143,7 +150,8 @@ pub trait Store: Send + Sync {
     /// Marks active tokens past their expiry as expired; returns how many.
     async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError>;
     /// Closes the claim window of every serving move made before `served_before_ms`, counting
-    /// its unclaimed positions as expired; returns how many positions expired.
+    /// its unclaimed places as expired (claims on a closed move are refused); returns how many
+    /// places expired.
     async fn expire_positions(
         &self,
         event_id: &EventId,

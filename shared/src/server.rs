@@ -88,11 +88,7 @@ impl LocalRoom {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let consumer = tokio::spawn(run_memory_consumer(self.room.clone(), self.buffer.clone()));
-        let runner = tokio::spawn(run_strategy_loop(
-            self.room.clone(),
-            self.strategy_every,
-            None,
-        ));
+        let runner = tokio::spawn(run_strategy_loop(self.room.clone(), self.strategy_every));
         let result = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
+    Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
     ServingIncrement, SessionEnd, TokenRecord,
 };
 use crate::ports::{AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, Store, StoreError};
@@ -81,6 +81,11 @@ impl<S: Store> Store for InstrumentedStore<S> {
         self.inner.update_event(config).await
     }
 
+    async fn record_draw(&self, event_id: &EventId, draw: &Draw) -> Result<bool, StoreError> {
+        self.enter("record_draw").await?;
+        self.inner.record_draw(event_id, draw).await
+    }
+
     async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError> {
         self.enter("get_event").await?;
         self.inner.get_event(event_id).await
@@ -149,10 +154,13 @@ impl<S: Store> Store for InstrumentedStore<S> {
         &self,
         event_id: &EventId,
         request_id: &RequestId,
+        place: u64,
         token: &TokenRecord,
     ) -> Result<ClaimOutcome, StoreError> {
         self.enter("claim_token").await?;
-        self.inner.claim_token(event_id, request_id, token).await
+        self.inner
+            .claim_token(event_id, request_id, place, token)
+            .await
     }
 
     async fn end_session(

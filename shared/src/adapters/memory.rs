@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 
 use crate::domain::{
-    EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
+    Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
     ServingIncrement, SessionEnd, SessionStatus, TokenRecord,
 };
 use crate::ports::{AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, Store, StoreError};
@@ -20,8 +20,6 @@ struct EventData {
     config: EventConfig,
     counters: EventCounters,
     requests: HashMap<RequestId, RequestRecord>,
-    /// Position → request, so a closed claim window touches only its own positions.
-    by_position: BTreeMap<u64, RequestId>,
     /// Serving moves keyed by the serving counter they reached.
     increments: BTreeMap<u64, ServingIncrement>,
     /// Active tokens ordered by expiry (seconds), so expiring them touches only the expired ones.
@@ -42,7 +40,6 @@ impl EventData {
                 ..EventCounters::default()
             },
             requests: HashMap::new(),
-            by_position: BTreeMap::new(),
             increments: BTreeMap::new(),
             active_by_expiry: BTreeSet::new(),
             expired_tokens: BTreeSet::new(),
@@ -101,8 +98,24 @@ impl Store for MemoryStore {
 
     async fn update_event(&self, config: &EventConfig) -> Result<bool, StoreError> {
         Ok(self
-            .with_event(&config.event_id, |data| data.config = config.clone())?
+            .with_event(&config.event_id, |data| {
+                let draw = data.config.draw;
+                data.config = config.clone();
+                data.config.draw = draw;
+            })?
             .is_some())
+    }
+
+    async fn record_draw(&self, event_id: &EventId, draw: &Draw) -> Result<bool, StoreError> {
+        Ok(self
+            .with_event(event_id, |data| {
+                if data.config.draw.is_some() {
+                    return false;
+                }
+                data.config.draw = Some(*draw);
+                true
+            })?
+            .unwrap_or(false))
     }
 
     async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError> {
@@ -139,14 +152,12 @@ impl Store for MemoryStore {
                 }
                 outcome.assigned += 1;
                 let position = data.counters.queue_counter + outcome.assigned;
-                data.by_position.insert(position, request.request_id);
                 data.requests.insert(
                     request.request_id,
                     RequestRecord {
                         request_id: request.request_id,
                         position,
                         entry_time_ms: request.entry_time_ms,
-                        position_expired: false,
                         token: None,
                     },
                 );
@@ -240,6 +251,7 @@ impl Store for MemoryStore {
         &self,
         event_id: &EventId,
         request_id: &RequestId,
+        place: u64,
         token: &TokenRecord,
     ) -> Result<ClaimOutcome, StoreError> {
         Ok(self
@@ -250,18 +262,17 @@ impl Store for MemoryStore {
                 if let Some(existing) = &request.token {
                     return ClaimOutcome::Existing(existing.clone());
                 }
-                let position = request.position;
                 let Some(increment) = data
                     .increments
-                    .range_mut(position..)
+                    .range_mut(place..)
                     .next()
                     .map(|(_, inc)| inc)
-                    .filter(|inc| inc.contains(position))
+                    .filter(|inc| inc.contains(place))
                 else {
                     // Not served: the caller checked, so only a reset can bring us here.
                     return ClaimOutcome::UnknownRequest;
                 };
-                if increment.swept || request.position_expired {
+                if increment.swept {
                     return ClaimOutcome::PositionExpired;
                 }
                 increment.claimed += 1;
@@ -339,24 +350,12 @@ impl Store for MemoryStore {
         Ok(self
             .with_event(event_id, |data| {
                 let mut expired = 0;
-                let mut ranges = Vec::new();
                 for increment in data.increments.values_mut() {
                     if increment.swept || increment.at_ms >= served_before_ms {
                         continue;
                     }
                     increment.swept = true;
                     expired += increment.size() - increment.claimed;
-                    ranges.push((increment.previous, increment.serving_counter));
-                }
-                // Mark the unclaimed requests so /queue_num and the page can say so.
-                for (lo, hi) in ranges {
-                    for request_id in data.by_position.range(lo + 1..=hi).map(|(_, id)| *id) {
-                        if let Some(request) = data.requests.get_mut(&request_id)
-                            && request.token.is_none()
-                        {
-                            request.position_expired = true;
-                        }
-                    }
                 }
                 data.counters.positions_expired += expired;
                 expired

@@ -74,6 +74,43 @@ pub struct EventConfig {
     /// While paused the serving counter is frozen: nobody new is admitted.
     #[serde(default)]
     pub paused: bool,
+    /// Closed by the operator: the event is over, nobody joins or gets a token.
+    #[serde(default)]
+    pub closed: bool,
+    /// When the line opens, the sale starts and the event ends.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// At most this many new admissions per minute, on top of the strategy.
+    #[serde(default)]
+    pub rate_limit_per_min: Option<u64>,
+    /// Let visitors through as soon as they have a position while the strategy and rate
+    /// limits allow it, instead of waiting for the runner's next pass: the room only queues
+    /// when traffic exceeds the limits.
+    #[serde(default)]
+    pub safety_net: bool,
+    /// The pre-queue draw, recorded when the sale starts so anyone can replay it.
+    #[serde(default)]
+    pub draw: Option<Draw>,
+}
+
+/// Times (ms since the epoch) that shape an event; all optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Visitors may join from here; everyone who joins before `start_at_ms` is shuffled.
+    pub prequeue_at_ms: Option<i64>,
+    /// The sale starts: the pre-queue is drawn and admissions begin.
+    pub start_at_ms: Option<i64>,
+    /// The event is over.
+    pub end_at_ms: Option<i64>,
+}
+
+/// The seeded permutation that ordered the pre-queue: arrivals `1..=size` were shuffled with
+/// `seed` (see [`super::shuffle`]); later arrivals queue behind them in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draw {
+    pub size: u64,
+    pub seed: u64,
+    pub drawn_at_ms: i64,
 }
 
 fn default_token_ttl() -> u64 {
@@ -95,6 +132,11 @@ impl EventConfig {
             position_expiry_secs: default_position_expiry(),
             target_url: String::new(),
             paused: false,
+            closed: false,
+            schedule: Schedule::default(),
+            rate_limit_per_min: None,
+            safety_net: false,
+            draw: None,
         }
     }
 
@@ -121,6 +163,25 @@ impl EventConfig {
                 "target_url must start with http:// or https://".into(),
             ));
         }
+        let Schedule {
+            prequeue_at_ms,
+            start_at_ms,
+            end_at_ms,
+        } = self.schedule;
+        if prequeue_at_ms.is_some() && start_at_ms.is_none() {
+            return Err(Error::Invalid("a pre-queue needs a start time".into()));
+        }
+        let ordered = |a: Option<i64>, b: Option<i64>| a.zip(b).is_none_or(|(a, b)| a <= b);
+        if !ordered(prequeue_at_ms, start_at_ms) || !ordered(start_at_ms, end_at_ms) {
+            return Err(Error::Invalid(
+                "schedule times must be in order: pre-queue, start, end".into(),
+            ));
+        }
+        if self.rate_limit_per_min == Some(0) {
+            return Err(Error::Invalid(
+                "rate_limit_per_min must be at least 1".into(),
+            ));
+        }
         self.strategy.validate()
     }
 }
@@ -129,16 +190,71 @@ impl EventConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventState {
+    /// Before the line opens: nobody may join yet.
+    NotOpen,
+    /// Visitors join and wait for the draw at the start.
+    PreQueue,
     Open,
+    /// Everyone queues; the serving counter is frozen.
     Paused,
+    /// The event is over.
+    Closed,
 }
 
 impl EventConfig {
-    pub fn state(&self) -> EventState {
-        if self.paused {
+    pub fn state(&self, now_ms: i64) -> EventState {
+        let Schedule {
+            prequeue_at_ms,
+            start_at_ms,
+            end_at_ms,
+        } = self.schedule;
+        let reached = |at: Option<i64>| at.is_some_and(|at| now_ms >= at);
+        if self.closed || reached(end_at_ms) {
+            EventState::Closed
+        } else if start_at_ms.is_some() && !reached(start_at_ms) {
+            if reached(prequeue_at_ms) {
+                EventState::PreQueue
+            } else {
+                EventState::NotOpen
+            }
+        } else if self.awaits_draw() {
+            // Started, but the runner has not drawn the pre-queue yet (at most one pass).
+            EventState::PreQueue
+        } else if self.paused {
             EventState::Paused
         } else {
             EventState::Open
+        }
+    }
+
+    /// A pre-queue was held and its order is not drawn yet.
+    pub fn awaits_draw(&self) -> bool {
+        self.schedule.prequeue_at_ms.is_some() && self.draw.is_none()
+    }
+
+    /// The place in line of the visitor who arrived `arrival`-th: shuffled within the
+    /// pre-queue, in arrival order after it.
+    pub fn place(&self, arrival: u64) -> u64 {
+        match self.draw {
+            Some(draw) if arrival >= 1 && arrival <= draw.size => {
+                1 + super::shuffle::permute(arrival - 1, draw.size, draw.seed)
+            }
+            _ => arrival,
+        }
+    }
+
+    /// Visitors to admit now: what the strategy wants, within the rate limit given how many
+    /// were admitted over the last minute.
+    pub fn admissions(
+        &self,
+        counters: &super::EventCounters,
+        now_ms: i64,
+        admitted_last_minute: u64,
+    ) -> u64 {
+        let wanted = self.strategy.admissions(counters, now_ms);
+        match self.rate_limit_per_min {
+            Some(limit) => wanted.min(limit.saturating_sub(admitted_last_minute)),
+            None => wanted,
         }
     }
 }
@@ -165,5 +281,75 @@ mod tests {
         config.token_ttl_secs = 60;
         config.target_url = "javascript:alert(1)".into();
         assert!(config.validate().is_err());
+        config.target_url = String::new();
+        config.schedule.start_at_ms = Some(10);
+        config.schedule.end_at_ms = Some(5);
+        assert!(config.validate().is_err(), "ends before it starts");
+    }
+
+    #[test]
+    fn the_schedule_drives_the_state() {
+        let mut config = EventConfig::new(EventId::parse("e").unwrap());
+        assert_eq!(config.state(0), EventState::Open);
+        config.schedule = Schedule {
+            prequeue_at_ms: Some(100),
+            start_at_ms: Some(200),
+            end_at_ms: Some(300),
+        };
+        assert_eq!(config.state(99), EventState::NotOpen);
+        assert_eq!(config.state(100), EventState::PreQueue);
+        assert_eq!(
+            config.state(250),
+            EventState::PreQueue,
+            "until the draw is made"
+        );
+        config.draw = Some(Draw {
+            size: 3,
+            seed: 1,
+            drawn_at_ms: 200,
+        });
+        assert_eq!(config.state(250), EventState::Open);
+        config.paused = true;
+        assert_eq!(config.state(250), EventState::Paused);
+        assert_eq!(config.state(300), EventState::Closed);
+        config.schedule.end_at_ms = None;
+        config.closed = true;
+        assert_eq!(config.state(250), EventState::Closed);
+    }
+
+    #[test]
+    fn places_are_shuffled_within_the_draw_and_in_arrival_order_after() {
+        let mut config = EventConfig::new(EventId::parse("e").unwrap());
+        assert_eq!(config.place(5), 5, "no draw: arrival order");
+        config.draw = Some(Draw {
+            size: 100,
+            seed: 7,
+            drawn_at_ms: 0,
+        });
+        let mut places: Vec<u64> = (1..=100).map(|a| config.place(a)).collect();
+        assert_ne!(places, (1..=100).collect::<Vec<_>>(), "shuffled");
+        places.sort_unstable();
+        assert_eq!(
+            places,
+            (1..=100).collect::<Vec<_>>(),
+            "a permutation of 1..=100"
+        );
+        assert_eq!(config.place(101), 101);
+        assert_eq!(config.place(5_000), 5_000);
+    }
+
+    #[test]
+    fn the_rate_limit_caps_the_strategy() {
+        let mut config = EventConfig::new(EventId::parse("e").unwrap());
+        config.strategy = Strategy::MaxSize { max_active: 100 };
+        let counters = super::super::EventCounters {
+            queue_counter: 1_000,
+            ..Default::default()
+        };
+        assert_eq!(config.admissions(&counters, 0, 0), 100);
+        config.rate_limit_per_min = Some(30);
+        assert_eq!(config.admissions(&counters, 0, 0), 30);
+        assert_eq!(config.admissions(&counters, 0, 25), 5);
+        assert_eq!(config.admissions(&counters, 0, 40), 0);
     }
 }

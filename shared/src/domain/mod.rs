@@ -4,10 +4,11 @@ pub mod counters;
 pub mod eta;
 pub mod event;
 pub mod request;
+pub mod shuffle;
 pub mod strategy;
 
 pub use counters::EventCounters;
-pub use event::{EventConfig, EventId, EventState};
+pub use event::{Draw, EventConfig, EventId, EventState, Schedule};
 pub use request::{
     EnqueueRequest, RequestId, RequestRecord, ServingIncrement, SessionEnd, SessionStatus,
     TokenRecord,

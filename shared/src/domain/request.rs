@@ -125,26 +125,14 @@ pub struct TokenRecord {
     pub status: SessionStatus,
 }
 
-/// A visitor with a position.
+/// A visitor with a position: its arrival number in the event's line (its place in line is
+/// the same unless a pre-queue draw shuffled it, see [`super::EventConfig::place`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub request_id: RequestId,
     pub position: u64,
     pub entry_time_ms: i64,
-    /// Set when a served visitor let the claim window pass.
-    pub position_expired: bool,
     pub token: Option<TokenRecord>,
-}
-
-impl RequestRecord {
-    /// The `status` number `/queue_num` reports.
-    pub fn status_code(&self) -> i32 {
-        match (&self.token, self.position_expired) {
-            (Some(token), _) => token.status.code(),
-            (None, true) => SessionStatus::Expired.code(),
-            (None, false) => 0,
-        }
-    }
 }
 
 /// One move of the serving counter: positions `previous+1..=serving_counter` were let in at

@@ -82,6 +82,8 @@ pub fn routes(auth: AdminAuth) -> Router<Arc<WaitingRoom>> {
         .route("/admin/events/{event_id}", get(get_event).put(put_event))
         .route("/admin/events/{event_id}/pause", post(pause))
         .route("/admin/events/{event_id}/resume", post(resume))
+        .route("/admin/events/{event_id}/close", post(close))
+        .route("/admin/events/{event_id}/reopen", post(reopen))
         .route("/admin/events/{event_id}/metrics", get(metrics))
         .route("/admin/events/{event_id}/audit", get(audit))
         .layer(middleware::from_fn(move |req, next| {
@@ -235,6 +237,26 @@ async fn resume(
 ) -> Result<Json<EventConfig>, ApiError> {
     let event_id = event_path(&id)?;
     room.set_paused(&event_id, false, &actor.0).await?;
+    Ok(Json(room.event(&event_id).await?))
+}
+
+async fn close(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<EventConfig>, ApiError> {
+    let event_id = event_path(&id)?;
+    room.set_closed(&event_id, true, &actor.0).await?;
+    Ok(Json(room.event(&event_id).await?))
+}
+
+async fn reopen(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<EventConfig>, ApiError> {
+    let event_id = event_path(&id)?;
+    room.set_closed(&event_id, false, &actor.0).await?;
     Ok(Json(room.event(&event_id).await?))
 }
 

@@ -62,6 +62,8 @@ impl From<Error> for ApiError {
             Error::PositionExpired => Self::new(S::GONE, "position_expired", message),
             Error::SessionEnded => Self::new(S::GONE, "session_ended", message),
             Error::Paused => Self::new(S::CONFLICT, "event_paused", message),
+            Error::NotOpen => Self::new(S::CONFLICT, "event_not_open", message),
+            Error::Closed => Self::new(S::GONE, "event_closed", message),
             Error::Token(reason @ (TokenError::Revoked | TokenError::WrongEvent)) => {
                 Self::new(S::FORBIDDEN, reason.code(), message)
             }

@@ -78,12 +78,14 @@ async fn queue_num(
     State(room): Room,
     Params(q): Params<RequestParams>,
 ) -> Result<Response, ApiError> {
-    let record = room.queue_number(&q.event_id, &q.request_id).await?;
+    let (record, standing) = room.locate(&q.event_id, &q.request_id).await?;
+    // In a pre-queue the place is only known once drawn: "not yet", as before assignment.
+    let place = standing.place().ok_or(crate::Error::NotAssigned)?;
     Ok(cacheable::private(Json(json!({
-        "queue_number": record.position,
+        "queue_number": place,
         "entry_time": record.entry_time_ms / 1000,
         "event_id": q.event_id,
-        "status": record.status_code(),
+        "status": standing.status_code(),
     }))))
 }
 

@@ -60,14 +60,26 @@ impl WaitingRoom {
         batch: &[EnqueueRequest],
         indexes: &[usize],
     ) -> Result<Option<crate::ports::AssignOutcome>, Error> {
-        if self.store.get_event(event_id).await?.is_none() {
+        let Some(config) = self.store.get_event(event_id).await? else {
             return Ok(None);
-        }
+        };
         let requests: Vec<EnqueueRequest> = indexes.iter().map(|&i| batch[i].clone()).collect();
         let outcome = self
             .store
             .assign_positions(event_id, &requests, self.now_ms())
             .await?;
+        // Safety net: let the newcomers straight in while the limits allow, instead of
+        // waiting for the runner's next pass. A failure here loses nothing: the runner admits
+        // them on its next pass.
+        if config.safety_net && outcome.assigned > 0 {
+            match self.admit(&config).await {
+                Ok(admitted) if admitted > 0 => self.invalidate(event_id),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, event_id = %event_id, "safety-net admission deferred to the runner")
+                }
+            }
+        }
         Ok(Some(outcome))
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::TtlCache;
-use crate::domain::{EventConfig, EventCounters, EventId, ServingIncrement, eta};
+use crate::domain::{EventConfig, EventCounters, EventId, eta};
 use crate::error::Error;
 use crate::ports::{Clock, EnqueueBuffer, Store};
 use crate::token::TokenIssuer;
@@ -18,7 +18,7 @@ use crate::token::TokenIssuer;
 pub use consumer::{BatchReport, run_memory_consumer};
 pub use operator::{EventMetrics, NewEvent};
 pub use runner::{StrategyReport, run_strategy_loop};
-pub use visitor::{QueueStatus, TokenOutcome};
+pub use visitor::{QueueStatus, Standing, TokenOutcome};
 
 /// How long in-process caches keep what they read.
 #[derive(Debug, Clone, Copy)]
@@ -127,19 +127,5 @@ impl WaitingRoom {
     fn invalidate(&self, event_id: &EventId) {
         self.configs.invalidate(event_id);
         self.views.invalidate(event_id);
-    }
-
-    /// When the visitor at `position` was let in, if it was.
-    async fn served_at(
-        &self,
-        event_id: &EventId,
-        position: u64,
-        entry_time_ms: i64,
-    ) -> Result<Option<(ServingIncrement, i64)>, Error> {
-        Ok(self
-            .store
-            .increment_for(event_id, position)
-            .await?
-            .map(|inc| (inc, inc.at_ms.max(entry_time_ms))))
     }
 }

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::WaitingRoom;
 use crate::domain::{
-    EventConfig, EventCounters, EventId, RequestId, ServingIncrement, SessionEnd, Strategy, eta,
+    EventConfig, EventCounters, EventId, EventState, RequestId, Schedule, ServingIncrement,
+    SessionEnd, Strategy, eta,
 };
 use crate::error::Error;
 use crate::ports::{AuditEntry, EndOutcome, Page};
@@ -24,6 +25,9 @@ pub struct NewEvent {
     pub position_expiry_secs: Option<u64>,
     pub target_url: Option<String>,
     pub paused: Option<bool>,
+    pub schedule: Option<Schedule>,
+    pub rate_limit_per_min: Option<u64>,
+    pub safety_net: Option<bool>,
 }
 
 impl NewEvent {
@@ -47,6 +51,13 @@ impl NewEvent {
         if let Some(paused) = self.paused {
             config.paused = paused;
         }
+        if let Some(schedule) = self.schedule {
+            config.schedule = schedule;
+        }
+        config.rate_limit_per_min = self.rate_limit_per_min;
+        if let Some(safety_net) = self.safety_net {
+            config.safety_net = safety_net;
+        }
         config
     }
 }
@@ -68,7 +79,13 @@ pub struct EventMetrics {
 }
 
 impl WaitingRoom {
-    async fn audit(&self, actor: &str, action: &str, event_id: &EventId, detail: String) {
+    pub(super) async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        event_id: &EventId,
+        detail: String,
+    ) {
         let entry = AuditEntry {
             at_ms: self.now_ms(),
             actor: actor.to_owned(),
@@ -145,6 +162,18 @@ impl WaitingRoom {
         self.update_event(config, actor).await
     }
 
+    /// Ends the event (nobody joins or gets a token any more), or reopens it.
+    pub async fn set_closed(
+        &self,
+        event_id: &EventId,
+        closed: bool,
+        actor: &str,
+    ) -> Result<(), Error> {
+        let mut config = self.event(event_id).await?;
+        config.closed = closed;
+        self.update_event(config, actor).await
+    }
+
     /// Moves the serving counter by hand; never past the queue counter. Returns the new value.
     pub async fn increment_serving(
         &self,
@@ -153,8 +182,11 @@ impl WaitingRoom {
         actor: &str,
     ) -> Result<u64, Error> {
         let config = self.event(event_id).await?;
-        if config.paused {
-            return Err(Error::Paused);
+        match config.state(self.now_ms()) {
+            EventState::Open => {}
+            EventState::Paused => return Err(Error::Paused),
+            EventState::Closed => return Err(Error::Closed),
+            EventState::NotOpen | EventState::PreQueue => return Err(Error::NotOpen),
         }
         let increment = self
             .store

@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use super::WaitingRoom;
 use crate::domain::{
-    EnqueueRequest, EventId, EventState, RequestId, RequestRecord, SessionStatus, TokenRecord, eta,
+    EnqueueRequest, EventConfig, EventId, EventState, RequestId, RequestRecord, SessionStatus,
+    TokenRecord, eta,
 };
 use crate::error::Error;
 use crate::ports::ClaimOutcome;
@@ -21,6 +22,51 @@ pub struct TokenOutcome {
     pub expires_in: u64,
 }
 
+/// A request's standing in line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// In the pre-queue: its place is drawn at the start.
+    AwaitingDraw,
+    Waiting {
+        place: u64,
+    },
+    /// Let in; it may claim a token until the deadline (ms since the epoch).
+    Served {
+        place: u64,
+        claim_by_ms: i64,
+    },
+    /// Let in, but the claim window passed.
+    Expired {
+        place: u64,
+    },
+    /// Holds a token (whatever its session status).
+    Claimed {
+        place: u64,
+        status: SessionStatus,
+    },
+}
+
+impl Standing {
+    pub fn place(&self) -> Option<u64> {
+        match *self {
+            Standing::AwaitingDraw => None,
+            Standing::Waiting { place }
+            | Standing::Served { place, .. }
+            | Standing::Expired { place }
+            | Standing::Claimed { place, .. } => Some(place),
+        }
+    }
+
+    /// The `status` number of `/queue_num` (the AWS solution's values, −2 for expired).
+    pub fn status_code(&self) -> i32 {
+        match *self {
+            Standing::Claimed { status, .. } => status.code(),
+            Standing::Expired { .. } => SessionStatus::Expired.code(),
+            _ => 0,
+        }
+    }
+}
+
 /// One poll of the visitor page: everything it shows, in one cheap request.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueStatus {
@@ -30,6 +76,7 @@ pub struct QueueStatus {
     pub state: EventState,
     /// False until the consumer has given the request a position.
     pub assigned: bool,
+    /// The place in line; `null` while unassigned or awaiting the pre-queue draw.
     pub queue_number: Option<u64>,
     pub serving_counter: u64,
     pub queue_counter: u64,
@@ -48,34 +95,83 @@ pub struct QueueStatus {
     /// When to poll again; grows with the distance to the front.
     pub next_poll_ms: u64,
     pub target_url: String,
+    /// Schedule, for the page's countdowns (ms since the epoch).
+    pub opens_at_ms: Option<i64>,
+    pub starts_at_ms: Option<i64>,
+    pub ends_at_ms: Option<i64>,
+    pub now_ms: i64,
 }
 
 impl WaitingRoom {
     /// Puts a visitor in line: one buffer message, no store write. The event is checked
     /// against the in-process config cache.
     pub async fn enqueue(&self, event_id: &EventId) -> Result<RequestId, Error> {
-        self.cached_config(event_id).await?;
+        let config = self.cached_config(event_id).await?;
+        let now = self.now_ms();
+        match config.state(now) {
+            EventState::NotOpen => return Err(Error::NotOpen),
+            EventState::Closed => return Err(Error::Closed),
+            EventState::PreQueue | EventState::Open | EventState::Paused => {}
+        }
         let request = EnqueueRequest {
             event_id: event_id.clone(),
             request_id: RequestId::new(),
-            entry_time_ms: self.now_ms(),
+            entry_time_ms: now,
         };
         self.buffer.send(&request).await?;
         tracing::debug!(event_id = %event_id, request_id = %request.request_id, "enqueued");
         Ok(request.request_id)
     }
 
-    /// The position of a request; `NotAssigned` while the consumer has not reached it.
-    pub async fn queue_number(
+    /// Where a request stands, given the serving counter the caller has.
+    async fn standing(
+        &self,
+        config: &EventConfig,
+        serving_counter: u64,
+        request: &RequestRecord,
+    ) -> Result<Standing, Error> {
+        if config.awaits_draw() {
+            return Ok(Standing::AwaitingDraw);
+        }
+        let place = config.place(request.position);
+        if let Some(token) = &request.token {
+            return Ok(Standing::Claimed {
+                place,
+                status: token.status,
+            });
+        }
+        if place > serving_counter {
+            return Ok(Standing::Waiting { place });
+        }
+        let Some(increment) = self.store.increment_for(&config.event_id, place).await? else {
+            // The counter read ran ahead of this one (a cache): not let in after all.
+            return Ok(Standing::Waiting { place });
+        };
+        let claim_by_ms =
+            increment.at_ms.max(request.entry_time_ms) + config.position_expiry_secs as i64 * 1000;
+        Ok(if increment.swept || self.now_ms() >= claim_by_ms {
+            Standing::Expired { place }
+        } else {
+            Standing::Served { place, claim_by_ms }
+        })
+    }
+
+    /// A request's record and standing; `NotAssigned` while the consumer has not reached it.
+    pub async fn locate(
         &self,
         event_id: &EventId,
         request_id: &RequestId,
-    ) -> Result<RequestRecord, Error> {
-        self.cached_config(event_id).await?;
-        self.store
+    ) -> Result<(RequestRecord, Standing), Error> {
+        let view = self.view(event_id).await?;
+        let request = self
+            .store
             .get_request(event_id, request_id)
             .await?
-            .ok_or(Error::NotAssigned)
+            .ok_or(Error::NotAssigned)?;
+        let standing = self
+            .standing(&view.config, view.counters.serving_counter, &request)
+            .await?;
+        Ok((request, standing))
     }
 
     /// Seconds left for a served visitor to claim its token.
@@ -84,26 +180,14 @@ impl WaitingRoom {
         event_id: &EventId,
         request_id: &RequestId,
     ) -> Result<u64, Error> {
-        let view = self.view(event_id).await?;
-        let request = self.queue_number(event_id, request_id).await?;
-        if request.token.is_some() {
-            // Claimed: the position can no longer expire.
-            return Ok(0);
-        }
-        let expiry_ms = view.config.position_expiry_secs as i64 * 1000;
-        match self
-            .served_at(event_id, request.position, request.entry_time_ms)
-            .await?
-        {
-            None => Err(Error::NotServed),
-            Some((inc, served_at)) => {
-                let left = served_at + expiry_ms - self.now_ms();
-                if inc.swept || request.position_expired || left <= 0 {
-                    Err(Error::PositionExpired)
-                } else {
-                    Ok((left as u64).div_ceil(1000))
-                }
+        match self.locate(event_id, request_id).await?.1 {
+            Standing::AwaitingDraw | Standing::Waiting { .. } => Err(Error::NotServed),
+            Standing::Served { claim_by_ms, .. } => {
+                Ok(((claim_by_ms - self.now_ms()).max(0) as u64).div_ceil(1000))
             }
+            Standing::Expired { .. } => Err(Error::PositionExpired),
+            // Claimed: the place can no longer expire.
+            Standing::Claimed { .. } => Ok(0),
         }
     }
 
@@ -114,35 +198,41 @@ impl WaitingRoom {
         request_id: &RequestId,
     ) -> Result<TokenOutcome, Error> {
         let config = self.cached_config(event_id).await?;
+        let now = self.now_ms();
+        if config.state(now) == EventState::Closed {
+            return Err(Error::Closed);
+        }
         let request = self
             .store
             .get_request(event_id, request_id)
             .await?
             .ok_or(Error::UnknownRequest)?;
-        let now = self.now_ms();
         if let Some(token) = request.token {
             return Self::existing_token(token, now);
         }
-        let Some((_, served_at)) = self
-            .served_at(event_id, request.position, request.entry_time_ms)
+        // Served or not is decided on the store's own counter, not a cached one.
+        let counters = self.counters(event_id).await?;
+        let place = match self
+            .standing(&config, counters.serving_counter, &request)
             .await?
-        else {
-            return Err(Error::NotServed);
-        };
-        if request.position_expired || now >= served_at + config.position_expiry_secs as i64 * 1000
         {
-            return Err(Error::PositionExpired);
-        }
-        let token = self.tokens.issue(
-            event_id,
-            request_id,
-            request.position,
-            now,
-            config.token_ttl_secs,
-        )?;
-        match self.store.claim_token(event_id, request_id, &token).await? {
+            Standing::Served { place, .. } => place,
+            Standing::Expired { .. } => return Err(Error::PositionExpired),
+            // (Claimed cannot happen: the request had no token.)
+            Standing::AwaitingDraw | Standing::Waiting { .. } | Standing::Claimed { .. } => {
+                return Err(Error::NotServed);
+            }
+        };
+        let token = self
+            .tokens
+            .issue(event_id, request_id, place, now, config.token_ttl_secs)?;
+        match self
+            .store
+            .claim_token(event_id, request_id, place, &token)
+            .await?
+        {
             ClaimOutcome::Claimed(token) => {
-                tracing::info!(event_id = %event_id, request_id = %request_id, position = request.position, "token issued");
+                tracing::info!(event_id = %event_id, request_id = %request_id, place, "token issued");
                 self.views.invalidate(event_id);
                 Self::existing_token(token, now)
             }
@@ -172,11 +262,13 @@ impl WaitingRoom {
         let view = self.view(event_id).await?;
         let request = self.store.get_request(event_id, request_id).await?;
         let counters = view.counters;
+        let now = self.now_ms();
+        let schedule = view.config.schedule;
         let mut status = QueueStatus {
             event_id: event_id.clone(),
             request_id: *request_id,
             name: view.config.name.clone(),
-            state: view.config.state(),
+            state: view.config.state(now),
             assigned: request.is_some(),
             queue_number: None,
             serving_counter: counters.serving_counter,
@@ -187,46 +279,62 @@ impl WaitingRoom {
             expires_in: None,
             position_expired: false,
             session: None,
-            admission_rate_per_min: (view.admission_rate * 60.0 * 10.0).round() / 10.0,
+            admission_rate_per_min: (view.admission_rate * 600.0).round() / 10.0,
             eta_seconds: None,
             next_poll_ms: eta::MIN_POLL_MS,
             target_url: view.config.target_url.clone(),
+            opens_at_ms: schedule.prequeue_at_ms,
+            starts_at_ms: schedule.start_at_ms,
+            ends_at_ms: schedule.end_at_ms,
+            now_ms: now,
         };
         let Some(request) = request else {
             // Made before the last reset, or long enough ago that the consumer must have seen
             // it: the visitor should join again rather than wait forever.
-            let forgotten = request_id.created_at_ms().is_none_or(|at| {
-                at < counters.reset_at_ms || self.now_ms() - at > UNASSIGNED_GRACE_MS
-            });
+            let forgotten = request_id
+                .created_at_ms()
+                .is_none_or(|at| at < counters.reset_at_ms || now - at > UNASSIGNED_GRACE_MS);
             return if forgotten {
                 Err(Error::UnknownRequest)
             } else {
                 Ok(status)
             };
         };
-        let ahead = request
-            .position
-            .saturating_sub(counters.serving_counter + 1);
-        let served = request.position <= counters.serving_counter;
-        let eta_seconds = if served {
-            Some(0)
-        } else {
-            eta::eta_seconds(ahead + 1, view.admission_rate)
-        };
-        status.queue_number = Some(request.position);
-        status.ahead = Some(if served { 0 } else { ahead });
-        status.served = served;
-        status.position_expired = request.position_expired;
-        status.session = request.token.as_ref().map(|t| t.status);
-        status.eta_seconds = eta_seconds;
-        status.next_poll_ms = eta::next_poll_ms(if served { 0 } else { ahead }, eta_seconds);
-        if served && request.token.is_none() && !request.position_expired {
-            match self.position_expiry(event_id, request_id).await {
-                Ok(left) => status.expires_in = Some(left),
-                Err(Error::PositionExpired) => status.position_expired = true,
-                // The cached counter ran ahead of this read: not served yet after all.
-                Err(Error::NotServed) => status.served = false,
-                Err(e) => return Err(e),
+        let standing = self
+            .standing(&view.config, counters.serving_counter, &request)
+            .await?;
+        status.queue_number = standing.place();
+        match standing {
+            Standing::AwaitingDraw => {
+                // Nothing moves before the start: poll again around it.
+                let until_start = schedule
+                    .start_at_ms
+                    .map_or(0, |at| (at - now).max(0) as u64);
+                status.next_poll_ms = until_start.clamp(eta::MIN_POLL_MS, eta::MAX_POLL_MS);
+            }
+            Standing::Waiting { place } => {
+                let ahead = place - counters.serving_counter - 1;
+                let eta_seconds = eta::eta_seconds(ahead + 1, view.admission_rate);
+                status.ahead = Some(ahead);
+                status.eta_seconds = eta_seconds;
+                status.next_poll_ms = eta::next_poll_ms(ahead, eta_seconds);
+            }
+            Standing::Served { claim_by_ms, .. } => {
+                status.ahead = Some(0);
+                status.served = true;
+                status.eta_seconds = Some(0);
+                status.expires_in = Some(((claim_by_ms - now).max(0) as u64).div_ceil(1000));
+            }
+            Standing::Expired { .. } => {
+                status.ahead = Some(0);
+                status.position_expired = true;
+            }
+            Standing::Claimed {
+                status: session, ..
+            } => {
+                status.ahead = Some(0);
+                status.served = true;
+                status.session = Some(session);
             }
         }
         Ok(status)
