@@ -352,3 +352,160 @@ async fn a_rate_limit_sits_on_top_of_max_size() {
     clock.advance_ms(51_000);
     assert_eq!(pass(&local, "paced").await.admitted, 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_use_code_lets_exactly_one_visitor_skip_the_line_even_concurrently() {
+    let (local, _) = room().await;
+    let app = local.router();
+    // A line that is not moving: nobody is served.
+    for _ in 0..5 {
+        enqueue(&app, "demo").await;
+    }
+    drain(&local).await;
+    let created = call(
+        &app,
+        Method::POST,
+        "/admin/events/demo/codes",
+        Some(json!({"codes": ["STAFF-ONLY"], "uses": 1})),
+        &admin(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                call(
+                    &app,
+                    Method::POST,
+                    "/redeem_code",
+                    Some(json!({"event_id": "demo", "code": "STAFF-ONLY"})),
+                    &[],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for attempt in attempts {
+        let answer = attempt.await.unwrap();
+        match answer.status {
+            StatusCode::OK => winners
+                .push(RequestId::parse(answer.body["api_request_id"].as_str().unwrap()).unwrap()),
+            StatusCode::FORBIDDEN => assert_eq!(answer.body["code"], "code_refused"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "one redemption of a single-use code");
+    let token = generate_token(&app, "demo", &winners[0]).await;
+    assert_eq!(
+        token.status,
+        StatusCode::OK,
+        "in without waiting: {}",
+        token.body
+    );
+    let authorized = call(
+        &app,
+        Method::GET,
+        "/authorize?event_id=demo",
+        None,
+        &[(
+            "authorization",
+            token.body["access_token"].as_str().unwrap(),
+        )],
+    )
+    .await;
+    assert_eq!(authorized.status, StatusCode::OK);
+    let again = call(
+        &app,
+        Method::POST,
+        "/redeem_code",
+        Some(json!({"event_id": "demo", "code": "STAFF-ONLY"})),
+        &[],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "replay refused");
+
+    let counters = local.room.counters(&event("demo")).await.unwrap();
+    assert_eq!(
+        (
+            counters.serving_counter,
+            counters.tokens_bypassed,
+            counters.active_tokens()
+        ),
+        (0, 1, 1)
+    );
+    assert_eq!(counters.pending_claims(), 0, "the line is untouched");
+}
+
+#[tokio::test]
+async fn multi_use_and_generated_codes() {
+    let (local, _) = room().await;
+    let app = local.router();
+    let made = call(
+        &app,
+        Method::POST,
+        "/admin/events/demo/codes",
+        Some(json!({"count": 5, "uses": 3})),
+        &admin(),
+    )
+    .await;
+    let codes: Vec<String> = made
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 5);
+    assert_eq!(
+        codes.iter().collect::<std::collections::HashSet<_>>().len(),
+        5,
+        "distinct"
+    );
+    let redeem = |code: String| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                Method::POST,
+                "/redeem_code",
+                Some(json!({"event_id": "demo", "code": code})),
+                &[],
+            )
+            .await
+            .status
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(redeem(codes[0].clone()).await, StatusCode::OK);
+    }
+    assert_eq!(
+        redeem(codes[0].clone()).await,
+        StatusCode::FORBIDDEN,
+        "three uses only"
+    );
+    assert_eq!(
+        redeem(codes[1].clone()).await,
+        StatusCode::OK,
+        "other codes unaffected"
+    );
+    assert_eq!(redeem("NOPE-NOPE".into()).await, StatusCode::FORBIDDEN);
+    let bad = call(
+        &app,
+        Method::POST,
+        "/redeem_code",
+        Some(json!({"event_id": "demo", "code": "<x>"})),
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let audit = local.room.audit_log(&event("demo"), 5).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .all(|e| !codes.iter().any(|c| e.detail.contains(c.as_str()))),
+        "codes never logged"
+    );
+}

@@ -27,6 +27,8 @@ pub enum Error {
     NotOpen,
     #[error("this event is over")]
     Closed,
+    #[error("unknown or used-up code")]
+    CodeRefused,
     #[error("token signing failed: {0}")]
     Signing(String),
     #[error(transparent)]

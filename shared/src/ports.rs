@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
-    ServingIncrement, SessionEnd, TokenRecord,
+    BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
+    RequestRecord, ServingIncrement, SessionEnd, TokenRecord,
 };
 
 /// A store call that failed. Every variant is the store's fault, never the visitor's: it maps
@@ -60,6 +60,15 @@ pub enum EndOutcome {
     /// The request never claimed a token.
     NoToken,
     UnknownRequest,
+}
+
+/// What redeeming a bypass code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    /// The request now exists, let in without a place in line.
+    Redeemed,
+    /// No such code, or it has no uses left.
+    Refused,
 }
 
 /// One line of the admin audit trail.
@@ -164,6 +173,18 @@ pub trait Store: Send + Sync {
         after: Option<RequestId>,
         limit: usize,
     ) -> Result<Page, StoreError>;
+
+    /// Adds codes (replacing any of the same spelling); `false` if the event is unknown.
+    async fn put_codes(&self, event_id: &EventId, codes: &[BypassCode])
+    -> Result<bool, StoreError>;
+    /// Uses a code once and records `request` as let in, in one atomic step: a single-use code
+    /// redeemed twice at the same moment lets exactly one request in.
+    async fn redeem_code(
+        &self,
+        event_id: &EventId,
+        code: &str,
+        request: &EnqueueRequest,
+    ) -> Result<RedeemOutcome, StoreError>;
 
     /// Zeroes the counters and forgets every request of the event; `false` if unknown.
     async fn reset_event(&self, event_id: &EventId, now_ms: i64) -> Result<bool, StoreError>;

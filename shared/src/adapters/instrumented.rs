@@ -10,10 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
-    ServingIncrement, SessionEnd, TokenRecord,
+    BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
+    RequestRecord, ServingIncrement, SessionEnd, TokenRecord,
 };
-use crate::ports::{AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, Store, StoreError};
+use crate::ports::{
+    AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, RedeemOutcome, Store, StoreError,
+};
 
 pub struct InstrumentedStore<S> {
     inner: S,
@@ -197,6 +199,25 @@ impl<S: Store> Store for InstrumentedStore<S> {
     ) -> Result<Page, StoreError> {
         self.enter("expired_tokens").await?;
         self.inner.expired_tokens(event_id, after, limit).await
+    }
+
+    async fn put_codes(
+        &self,
+        event_id: &EventId,
+        codes: &[BypassCode],
+    ) -> Result<bool, StoreError> {
+        self.enter("put_codes").await?;
+        self.inner.put_codes(event_id, codes).await
+    }
+
+    async fn redeem_code(
+        &self,
+        event_id: &EventId,
+        code: &str,
+        request: &EnqueueRequest,
+    ) -> Result<RedeemOutcome, StoreError> {
+        self.enter("redeem_code").await?;
+        self.inner.redeem_code(event_id, code, request).await
     }
 
     async fn reset_event(&self, event_id: &EventId, now_ms: i64) -> Result<bool, StoreError> {

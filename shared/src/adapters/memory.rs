@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 
 use crate::domain::{
-    Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
-    ServingIncrement, SessionEnd, SessionStatus, TokenRecord,
+    BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
+    RequestRecord, ServingIncrement, SessionEnd, SessionStatus, TokenRecord,
 };
-use crate::ports::{AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, Store, StoreError};
+use crate::ports::{
+    AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, RedeemOutcome, Store, StoreError,
+};
 
 /// Audit entries kept per event; older ones are dropped.
 const AUDIT_KEEP: usize = 1_000;
@@ -25,6 +27,7 @@ struct EventData {
     /// Active tokens ordered by expiry (seconds), so expiring them touches only the expired ones.
     active_by_expiry: BTreeSet<(i64, RequestId)>,
     expired_tokens: BTreeSet<RequestId>,
+    codes: HashMap<String, BypassCode>,
     audit: Vec<AuditEntry>,
 }
 
@@ -43,6 +46,7 @@ impl EventData {
             increments: BTreeMap::new(),
             active_by_expiry: BTreeSet::new(),
             expired_tokens: BTreeSet::new(),
+            codes: HashMap::new(),
             audit: Vec::new(),
         }
     }
@@ -158,6 +162,7 @@ impl Store for MemoryStore {
                         request_id: request.request_id,
                         position,
                         entry_time_ms: request.entry_time_ms,
+                        bypass: false,
                         token: None,
                     },
                 );
@@ -261,6 +266,16 @@ impl Store for MemoryStore {
                 };
                 if let Some(existing) = &request.token {
                     return ClaimOutcome::Existing(existing.clone());
+                }
+                if request.bypass {
+                    data.counters.tokens_issued += 1;
+                    data.counters.tokens_bypassed += 1;
+                    data.active_by_expiry
+                        .insert((token.expires_at, *request_id));
+                    if let Some(request) = data.requests.get_mut(request_id) {
+                        request.token = Some(token.clone());
+                    }
+                    return ClaimOutcome::Claimed(token.clone());
                 }
                 let Some(increment) = data
                     .increments
@@ -396,13 +411,57 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn put_codes(
+        &self,
+        event_id: &EventId,
+        codes: &[BypassCode],
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .with_event(event_id, |data| {
+                for code in codes {
+                    data.codes.insert(code.code.clone(), code.clone());
+                }
+            })?
+            .is_some())
+    }
+
+    async fn redeem_code(
+        &self,
+        event_id: &EventId,
+        code: &str,
+        request: &EnqueueRequest,
+    ) -> Result<RedeemOutcome, StoreError> {
+        Ok(self
+            .with_event(event_id, |data| {
+                let Some(stored) = data.codes.get_mut(code).filter(|c| c.uses_left > 0) else {
+                    return RedeemOutcome::Refused;
+                };
+                stored.uses_left -= 1;
+                data.requests.insert(
+                    request.request_id,
+                    RequestRecord {
+                        request_id: request.request_id,
+                        position: 0,
+                        entry_time_ms: request.entry_time_ms,
+                        bypass: true,
+                        token: None,
+                    },
+                );
+                RedeemOutcome::Redeemed
+            })?
+            .unwrap_or(RedeemOutcome::Refused))
+    }
+
     async fn reset_event(&self, event_id: &EventId, now_ms: i64) -> Result<bool, StoreError> {
         Ok(self
             .with_event(event_id, |data| {
+                // The trail and the operator's codes outlive a reset; positions do not.
                 let audit = std::mem::take(&mut data.audit);
+                let codes = std::mem::take(&mut data.codes);
                 let generation = data.counters.generation + 1;
                 *data = EventData::new(data.config.clone(), now_ms, generation);
                 data.audit = audit;
+                data.codes = codes;
             })?
             .is_some())
     }

@@ -10,6 +10,9 @@ pub struct EventCounters {
     /// Highest position allowed in.
     pub serving_counter: u64,
     pub tokens_issued: u64,
+    /// Of `tokens_issued`, those claimed through a bypass code (not through the line).
+    #[serde(default)]
+    pub tokens_bypassed: u64,
     pub tokens_completed: u64,
     pub tokens_abandoned: u64,
     pub tokens_expired: u64,
@@ -40,8 +43,9 @@ impl EventCounters {
 
     /// Served positions not yet claimed and not yet expired: visitors on their way in.
     pub fn pending_claims(&self) -> u64 {
+        let claimed_from_line = self.tokens_issued - self.tokens_bypassed.min(self.tokens_issued);
         self.serving_counter
-            .saturating_sub(self.tokens_issued + self.positions_expired)
+            .saturating_sub(claimed_from_line + self.positions_expired)
     }
 
     /// What MaxSize caps: everyone let in who still holds (or may still claim) a slot.
@@ -70,5 +74,19 @@ mod tests {
         assert_eq!(c.active_tokens(), 20);
         assert_eq!(c.pending_claims(), 6);
         assert_eq!(c.in_flight(), 26);
+    }
+
+    #[test]
+    fn bypass_tokens_take_a_slot_but_no_place_in_line() {
+        let c = EventCounters {
+            queue_counter: 10,
+            serving_counter: 4,
+            tokens_issued: 5,
+            tokens_bypassed: 2,
+            ..EventCounters::default()
+        };
+        assert_eq!(c.active_tokens(), 5);
+        assert_eq!(c.pending_claims(), 1, "3 of 4 served places claimed");
+        assert_eq!(c.in_flight(), 6);
     }
 }

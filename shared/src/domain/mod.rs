@@ -10,7 +10,7 @@ pub mod strategy;
 pub use counters::EventCounters;
 pub use event::{Draw, EventConfig, EventId, EventState, Schedule};
 pub use request::{
-    EnqueueRequest, RequestId, RequestRecord, ServingIncrement, SessionEnd, SessionStatus,
-    TokenRecord,
+    BypassCode, EnqueueRequest, RequestId, RequestRecord, ServingIncrement, SessionEnd,
+    SessionStatus, TokenRecord,
 };
 pub use strategy::Strategy;

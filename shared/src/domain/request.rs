@@ -125,6 +125,32 @@ pub struct TokenRecord {
     pub status: SessionStatus,
 }
 
+/// A bypass or invite code: lets its holder skip the line, `uses_left` more times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BypassCode {
+    pub code: String,
+    pub uses_left: u64,
+    pub created_at_ms: i64,
+}
+
+/// Longest code accepted.
+pub const MAX_CODE_LEN: usize = 64;
+
+/// Checks a code's spelling: 4–64 characters of `[A-Za-z0-9_-]`.
+pub fn validate_code(code: &str) -> Result<(), Error> {
+    let ok = (4..=MAX_CODE_LEN).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "codes are 4-64 characters of letters, digits, '-' or '_'".into(),
+        ))
+    }
+}
+
 /// A visitor with a position: its arrival number in the event's line (its place in line is
 /// the same unless a pre-queue draw shuffled it, see [`super::EventConfig::place`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +158,9 @@ pub struct RequestRecord {
     pub request_id: RequestId,
     pub position: u64,
     pub entry_time_ms: i64,
+    /// Let in by a bypass code, without a place in line (`position` is 0).
+    #[serde(default)]
+    pub bypass: bool,
     pub token: Option<TokenRecord>,
 }
 

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::extract::{Body, Params};
 use crate::authorizer::bearer;
 use crate::domain::{EventConfig, EventId, RequestId, SessionEnd};
-use crate::service::{NewEvent, WaitingRoom};
+use crate::service::{NewCodes, NewEvent, WaitingRoom};
 
 type Room = State<Arc<WaitingRoom>>;
 
@@ -83,6 +83,7 @@ pub fn routes(auth: AdminAuth) -> Router<Arc<WaitingRoom>> {
         .route("/admin/events/{event_id}/pause", post(pause))
         .route("/admin/events/{event_id}/resume", post(resume))
         .route("/admin/events/{event_id}/close", post(close))
+        .route("/admin/events/{event_id}/codes", post(create_codes))
         .route("/admin/events/{event_id}/reopen", post(reopen))
         .route("/admin/events/{event_id}/metrics", get(metrics))
         .route("/admin/events/{event_id}/audit", get(audit))
@@ -258,6 +259,16 @@ async fn reopen(
     let event_id = event_path(&id)?;
     room.set_closed(&event_id, false, &actor.0).await?;
     Ok(Json(room.event(&event_id).await?))
+}
+
+async fn create_codes(
+    State(room): Room,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Body(body): Body<NewCodes>,
+) -> Result<Response, ApiError> {
+    let codes = room.create_codes(&event_path(&id)?, body, &actor.0).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(codes)).into_response())
 }
 
 async fn metrics(State(room): Room, Path(id): Path<String>) -> Result<Response, ApiError> {

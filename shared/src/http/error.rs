@@ -64,6 +64,7 @@ impl From<Error> for ApiError {
             Error::Paused => Self::new(S::CONFLICT, "event_paused", message),
             Error::NotOpen => Self::new(S::CONFLICT, "event_not_open", message),
             Error::Closed => Self::new(S::GONE, "event_closed", message),
+            Error::CodeRefused => Self::new(S::FORBIDDEN, "code_refused", message),
             Error::Token(reason @ (TokenError::Revoked | TokenError::WrongEvent)) => {
                 Self::new(S::FORBIDDEN, reason.code(), message)
             }

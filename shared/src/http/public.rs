@@ -39,9 +39,11 @@ pub fn routes() -> Router<Arc<WaitingRoom>> {
     enqueue_routes().merge(read_routes()).merge(token_routes())
 }
 
-/// Joining the line: the only route that writes to the buffer.
+/// Joining the line (the only route that writes to the buffer), or skipping it with a code.
 pub fn enqueue_routes() -> Router<Arc<WaitingRoom>> {
-    Router::new().route("/assign_queue_num", post(assign_queue_num))
+    Router::new()
+        .route("/assign_queue_num", post(assign_queue_num))
+        .route("/redeem_code", post(redeem_code))
 }
 
 /// The polled reads: store reads only, most of them cacheable.
@@ -71,6 +73,19 @@ async fn assign_queue_num(
     Ok(cacheable::private((
         StatusCode::ACCEPTED,
         Json(json!({ "api_request_id": request_id })),
+    )))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    event_id: EventId,
+    code: String,
+}
+
+async fn redeem_code(State(room): Room, Body(body): Body<CodeBody>) -> Result<Response, ApiError> {
+    let request_id = room.redeem_code(&body.event_id, &body.code).await?;
+    Ok(cacheable::private(Json(
+        json!({ "api_request_id": request_id }),
     )))
 }
 

@@ -16,7 +16,7 @@ use crate::ports::{Clock, EnqueueBuffer, Store};
 use crate::token::TokenIssuer;
 
 pub use consumer::{BatchReport, run_memory_consumer};
-pub use operator::{EventMetrics, NewEvent};
+pub use operator::{EventMetrics, NewCodes, NewEvent};
 pub use runner::{StrategyReport, run_strategy_loop};
 pub use visitor::{QueueStatus, Standing, TokenOutcome};
 

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::WaitingRoom;
 use crate::domain::{
-    EventConfig, EventCounters, EventId, EventState, RequestId, Schedule, ServingIncrement,
-    SessionEnd, Strategy, eta,
+    BypassCode, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
+    ServingIncrement, SessionEnd, Strategy, eta,
 };
 use crate::error::Error;
 use crate::ports::{AuditEntry, EndOutcome, Page};
@@ -61,6 +61,26 @@ impl NewEvent {
         config
     }
 }
+
+/// Codes an operator asks for: the given spellings, or `count` random ones; each usable
+/// `uses` times (1: single-use).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCodes {
+    #[serde(default)]
+    pub codes: Vec<String>,
+    #[serde(default)]
+    pub count: u32,
+    #[serde(default = "one")]
+    pub uses: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Most codes made in one request.
+const MAX_CODES_PER_REQUEST: usize = 1_000;
 
 /// A snapshot for the control panel, computed from counters only (never a scan).
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +225,53 @@ impl WaitingRoom {
         )
         .await;
         Ok(serving)
+    }
+
+    /// Creates bypass or invite codes for an event and returns them.
+    pub async fn create_codes(
+        &self,
+        event_id: &EventId,
+        request: NewCodes,
+        actor: &str,
+    ) -> Result<Vec<BypassCode>, Error> {
+        if request.uses == 0 {
+            return Err(Error::Invalid("uses must be at least 1".into()));
+        }
+        let mut spellings = request.codes;
+        // Random codes: 16 hex digits of a v4 UUID (64 random bits), upper case for reading.
+        spellings.extend(
+            (0..request.count)
+                .map(|_| uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase()),
+        );
+        if spellings.is_empty() || spellings.len() > MAX_CODES_PER_REQUEST {
+            return Err(Error::Invalid(format!(
+                "ask for between 1 and {MAX_CODES_PER_REQUEST} codes"
+            )));
+        }
+        let now = self.now_ms();
+        let codes = spellings
+            .into_iter()
+            .map(|code| {
+                crate::domain::request::validate_code(&code)?;
+                Ok(BypassCode {
+                    code,
+                    uses_left: request.uses,
+                    created_at_ms: now,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if !self.store.put_codes(event_id, &codes).await? {
+            return Err(Error::UnknownEvent);
+        }
+        // The trail records how many, never the codes themselves.
+        self.audit(
+            actor,
+            "create_codes",
+            event_id,
+            format!("{} codes, {} uses each", codes.len(), request.uses),
+        )
+        .await;
+        Ok(codes)
     }
 
     pub async fn counters(&self, event_id: &EventId) -> Result<EventCounters, Error> {

@@ -123,6 +123,31 @@ impl WaitingRoom {
         Ok(request.request_id)
     }
 
+    /// Skips the line with a bypass or invite code: the visitor is let in at once and claims
+    /// its token as any served visitor would.
+    pub async fn redeem_code(&self, event_id: &EventId, code: &str) -> Result<RequestId, Error> {
+        crate::domain::request::validate_code(code)?;
+        let config = self.cached_config(event_id).await?;
+        let now = self.now_ms();
+        match config.state(now) {
+            EventState::NotOpen => return Err(Error::NotOpen),
+            EventState::Closed => return Err(Error::Closed),
+            EventState::PreQueue | EventState::Open | EventState::Paused => {}
+        }
+        let request = EnqueueRequest {
+            event_id: event_id.clone(),
+            request_id: RequestId::new(),
+            entry_time_ms: now,
+        };
+        match self.store.redeem_code(event_id, code, &request).await? {
+            crate::ports::RedeemOutcome::Redeemed => {
+                tracing::info!(event_id = %event_id, request_id = %request.request_id, "code redeemed");
+                Ok(request.request_id)
+            }
+            crate::ports::RedeemOutcome::Refused => Err(Error::CodeRefused),
+        }
+    }
+
     /// Where a request stands, given the serving counter the caller has.
     async fn standing(
         &self,
@@ -130,16 +155,28 @@ impl WaitingRoom {
         serving_counter: u64,
         request: &RequestRecord,
     ) -> Result<Standing, Error> {
+        if let Some(token) = &request.token {
+            return Ok(Standing::Claimed {
+                place: config.place(request.position),
+                status: token.status,
+            });
+        }
+        if request.bypass {
+            // Let in by a code: served from the moment it was redeemed.
+            let claim_by_ms = request.entry_time_ms + config.position_expiry_secs as i64 * 1000;
+            return Ok(if self.now_ms() >= claim_by_ms {
+                Standing::Expired { place: 0 }
+            } else {
+                Standing::Served {
+                    place: 0,
+                    claim_by_ms,
+                }
+            });
+        }
         if config.awaits_draw() {
             return Ok(Standing::AwaitingDraw);
         }
         let place = config.place(request.position);
-        if let Some(token) = &request.token {
-            return Ok(Standing::Claimed {
-                place,
-                status: token.status,
-            });
-        }
         if place > serving_counter {
             return Ok(Standing::Waiting { place });
         }
