@@ -1,15 +1,17 @@
 //! The public and admin APIs through the real Router: in process (as Lambda runs it) and over
 //! TCP (as the local server runs it).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use waiting_room_core::adapters::SystemClock;
+use waiting_room_core::domain::RequestId;
 use waiting_room_core::http::{AdminAuth, router};
 use waiting_room_core::ports::Clock;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
-use waiting_room_core::service::CacheSettings;
+use waiting_room_core::service::{CacheSettings, WaitingRoom};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
 use waiting_room_tests::*;
 
@@ -883,4 +885,53 @@ async fn behind_api_gateway_the_admin_api_trusts_the_verified_caller_only() {
     assert_eq!(answer.status, StatusCode::OK);
     let audit = local.room.audit_log(&event("demo"), 1).await.unwrap();
     assert_eq!(audit[0].actor, arn, "the audit trail names the IAM caller");
+}
+
+#[tokio::test]
+async fn each_lambda_router_serves_only_its_own_routes() {
+    use waiting_room_core::http::{enqueue_router, reads_router, tokens_router};
+    let (local, _) = room().await;
+    // The reads function holds no signing key and no queue: it needs neither.
+    let reads_only = Arc::new(WaitingRoom::new(
+        local.room.store().clone(),
+        Arc::new(SystemClock),
+        CacheSettings::default(),
+    ));
+    let reads = reads_router(reads_only);
+    assert_eq!(
+        call(&reads, Method::GET, "/serving_num?event_id=demo", None, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let not_here = call(
+        &reads,
+        Method::POST,
+        "/generate_token",
+        Some(json!({"event_id": "demo", "request_id": RequestId::new()})),
+        &[],
+    )
+    .await;
+    assert_eq!(not_here.status, StatusCode::NOT_FOUND);
+
+    let enqueue_only = enqueue_router(local.room.clone());
+    assert_eq!(
+        call(
+            &enqueue_only,
+            Method::GET,
+            "/serving_num?event_id=demo",
+            None,
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let tokens = tokens_router(local.room.clone());
+    assert_eq!(
+        call(&tokens, Method::GET, "/.well-known/jwks.json", None, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
 }

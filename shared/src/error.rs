@@ -29,6 +29,8 @@ pub enum Error {
     Closed,
     #[error("unknown or used-up code")]
     CodeRefused,
+    #[error("this function has no {0} configured")]
+    NotConfigured(&'static str),
     #[error("token signing failed: {0}")]
     Signing(String),
     #[error(transparent)]

@@ -57,13 +57,11 @@ impl LocalRoom {
         let store = MemoryStore::new();
         let buffer = Arc::new(MemoryBuffer::new(BUFFER_CAPACITY));
         let keys = Arc::new(KeyRing::new(settings.signing_key, vec![]));
-        let room = Arc::new(WaitingRoom::new(
-            Arc::new(store.clone()),
-            buffer.clone(),
-            settings.clock,
-            TokenIssuer::new(keys, settings.issuer),
-            settings.cache,
-        ));
+        let room = Arc::new(
+            WaitingRoom::new(Arc::new(store.clone()), settings.clock, settings.cache)
+                .with_buffer(buffer.clone())
+                .with_tokens(TokenIssuer::new(keys, settings.issuer)),
+        );
         for event_id in settings.events {
             room.ensure_event(EventConfig::new(event_id)).await?;
         }

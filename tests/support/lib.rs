@@ -177,19 +177,15 @@ pub async fn instrumented_room(
     cache: CacheSettings,
 ) -> (Arc<WaitingRoom>, Arc<InstrumentedStore<MemoryStore>>) {
     let store = Arc::new(InstrumentedStore::new(MemoryStore::new()).with_latency(latency));
-    let room = Arc::new(WaitingRoom::new(
-        store.clone(),
-        Arc::new(MemoryBuffer::new(100)),
-        Arc::new(SystemClock),
-        TokenIssuer::new(
-            Arc::new(KeyRing::new(
-                SigningKey::generate(KeyAlgorithm::EdDSA).expect("key generation"),
-                vec![],
-            )),
-            "test",
-        ),
-        cache,
-    ));
+    let keys = KeyRing::new(
+        SigningKey::generate(KeyAlgorithm::EdDSA).expect("key generation"),
+        vec![],
+    );
+    let room = Arc::new(
+        WaitingRoom::new(store.clone(), Arc::new(SystemClock), cache)
+            .with_buffer(Arc::new(MemoryBuffer::new(100)))
+            .with_tokens(TokenIssuer::new(Arc::new(keys), "test")),
+    );
     room.ensure_event(EventConfig::new(event("demo")))
         .await
         .expect("event");

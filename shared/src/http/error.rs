@@ -69,6 +69,10 @@ impl From<Error> for ApiError {
                 Self::new(S::FORBIDDEN, reason.code(), message)
             }
             Error::Token(reason) => Self::new(S::UNAUTHORIZED, reason.code(), message),
+            Error::NotConfigured(_) => {
+                tracing::error!(%message, "route served by a function without what it needs");
+                Self::new(S::INTERNAL_SERVER_ERROR, "not_configured", message)
+            }
             Error::Signing(_) => {
                 tracing::error!(%message, "token signing failed");
                 Self::new(

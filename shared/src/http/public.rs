@@ -181,12 +181,17 @@ fn public_cache(body: serde_json::Value) -> Response {
     response
 }
 
-async fn public_key(State(room): Room, Params(_q): Params<OptionalEventParam>) -> Response {
-    public_cache(room.tokens().keys().current().public_jwk().clone())
+async fn public_key(
+    State(room): Room,
+    Params(_q): Params<OptionalEventParam>,
+) -> Result<Response, ApiError> {
+    Ok(public_cache(
+        room.tokens()?.keys().current().public_jwk().clone(),
+    ))
 }
 
-async fn jwks(State(room): Room) -> Response {
-    public_cache(room.tokens().keys().jwks())
+async fn jwks(State(room): Room) -> Result<Response, ApiError> {
+    Ok(public_cache(room.tokens()?.keys().jwks()))
 }
 
 /// The authorizer over plain HTTP: 200 with the claims, 401 without or with a bad token,

@@ -47,39 +47,56 @@ pub struct EventView {
     pub admission_rate: f64,
 }
 
+/// The room: the ports it works through and its in-process caches. The enqueue buffer and the
+/// token issuer are optional so that each Lambda holds only what its routes use (the reads
+/// function has no signing key and cannot write to the queue).
 pub struct WaitingRoom {
     store: Arc<dyn Store>,
-    buffer: Arc<dyn EnqueueBuffer>,
+    buffer: Option<Arc<dyn EnqueueBuffer>>,
     clock: Arc<dyn Clock>,
-    tokens: TokenIssuer,
+    tokens: Option<TokenIssuer>,
     configs: TtlCache<EventId, Option<EventConfig>>,
     views: TtlCache<EventId, Option<EventView>>,
 }
 
 impl WaitingRoom {
-    pub fn new(
-        store: Arc<dyn Store>,
-        buffer: Arc<dyn EnqueueBuffer>,
-        clock: Arc<dyn Clock>,
-        tokens: TokenIssuer,
-        cache: CacheSettings,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cache: CacheSettings) -> Self {
         Self {
             store,
-            buffer,
+            buffer: None,
             clock,
-            tokens,
+            tokens: None,
             configs: TtlCache::new(cache.config_ttl),
             views: TtlCache::new(cache.counters_ttl),
         }
+    }
+
+    /// Lets the room take visitors in (enqueue).
+    pub fn with_buffer(mut self, buffer: Arc<dyn EnqueueBuffer>) -> Self {
+        self.buffer = Some(buffer);
+        self
+    }
+
+    /// Lets the room issue and verify tokens.
+    pub fn with_tokens(mut self, tokens: TokenIssuer) -> Self {
+        self.tokens = Some(tokens);
+        self
     }
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
-    pub fn tokens(&self) -> &TokenIssuer {
-        &self.tokens
+    pub fn tokens(&self) -> Result<&TokenIssuer, Error> {
+        self.tokens
+            .as_ref()
+            .ok_or(Error::NotConfigured("token issuer"))
+    }
+
+    fn buffer(&self) -> Result<&Arc<dyn EnqueueBuffer>, Error> {
+        self.buffer
+            .as_ref()
+            .ok_or(Error::NotConfigured("enqueue buffer"))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -118,7 +118,7 @@ impl WaitingRoom {
             request_id: RequestId::new(),
             entry_time_ms: now,
         };
-        self.buffer.send(&request).await?;
+        self.buffer()?.send(&request).await?;
         tracing::debug!(event_id = %event_id, request_id = %request.request_id, "enqueued");
         Ok(request.request_id)
     }
@@ -260,9 +260,9 @@ impl WaitingRoom {
                 return Err(Error::NotServed);
             }
         };
-        let token = self
-            .tokens
-            .issue(event_id, request_id, place, now, config.token_ttl_secs)?;
+        let token =
+            self.tokens()?
+                .issue(event_id, request_id, place, now, config.token_ttl_secs)?;
         match self
             .store
             .claim_token(event_id, request_id, place, &token)
