@@ -1,0 +1,180 @@
+//! Property tests: under any interleaving of arrivals, duplicate deliveries, increments, token
+//! claims, completions, expiry and strategy passes, no place is given twice or lost, the serving
+//! counter never passes the queue counter, and MaxSize never lets more visitors in than its cap.
+
+use std::collections::{HashMap, HashSet};
+
+use proptest::prelude::*;
+use waiting_room_core::domain::{EnqueueRequest, RequestId, Strategy as RoomStrategy};
+use waiting_room_tests::*;
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// `n` visitors arrive (their messages wait in the buffer).
+    Arrive(u8),
+    /// The consumer takes up to `n` buffered messages, delivering each `copies` times.
+    Deliver { n: u8, copies: u8 },
+    /// An already-delivered message is delivered again, later.
+    Redeliver(u8),
+    /// The operator moves the counter by hand (only in the ordering property).
+    Increment(u8),
+    /// The `i`-th known visitor asks for a token.
+    Claim(u8),
+    /// The `i`-th known visitor's session ends (completed or abandoned).
+    End(u8, bool),
+    /// Time passes.
+    Wait(u32),
+    /// The strategy runner makes a pass.
+    Pass,
+}
+
+fn step(manual: bool) -> impl Strategy<Value = Step> {
+    let increment = if manual { 1u8..20 } else { 0u8..1 };
+    prop_oneof![
+        3 => (1u8..30).prop_map(Step::Arrive),
+        3 => (1u8..40, 1u8..4).prop_map(|(n, copies)| Step::Deliver { n, copies }),
+        1 => any::<u8>().prop_map(Step::Redeliver),
+        2 => increment.prop_map(Step::Increment),
+        3 => any::<u8>().prop_map(Step::Claim),
+        2 => (any::<u8>(), any::<bool>()).prop_map(|(i, done)| Step::End(i, done)),
+        1 => (1u32..2_000_000).prop_map(Step::Wait),
+        2 => Just(Step::Pass),
+    ]
+}
+
+/// Runs the steps on a fresh room and checks the invariants after every one.
+fn run(steps: Vec<Step>, cap: Option<u64>) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (local, clock) = room().await;
+        let strategy = cap.map_or(RoomStrategy::Manual, |max_active| RoomStrategy::MaxSize {
+            max_active,
+        });
+        create_event(&local, "prop", strategy).await;
+        let app = local.router();
+        let event_id = event("prop");
+        let mut delivered: Vec<EnqueueRequest> = Vec::new();
+        let mut known: Vec<RequestId> = Vec::new();
+        for step in steps {
+            match step {
+                Step::Arrive(n) => {
+                    for _ in 0..n {
+                        enqueue(&app, "prop").await;
+                    }
+                }
+                Step::Deliver { n, copies } => {
+                    let taken = if local.buffer.is_empty() {
+                        vec![]
+                    } else {
+                        local.buffer.next_batch(n as usize).await
+                    };
+                    let mut batch = Vec::new();
+                    for request in &taken {
+                        for _ in 0..copies {
+                            batch.push(request.clone());
+                        }
+                    }
+                    let report = local.room.assign_batch(&batch).await;
+                    prop_assert!(report.failed.is_empty());
+                    for request in taken {
+                        known.push(request.request_id);
+                        delivered.push(request);
+                    }
+                }
+                Step::Redeliver(i) => {
+                    if !delivered.is_empty() {
+                        let again = delivered[i as usize % delivered.len()].clone();
+                        let report = local.room.assign_batch(&[again]).await;
+                        prop_assert_eq!(report.assigned, 0, "a redelivery assigned a new place");
+                    }
+                }
+                Step::Increment(by) => {
+                    if by > 0 {
+                        increment(&app, "prop", by as u64).await;
+                    }
+                }
+                Step::Claim(i) => {
+                    if !known.is_empty() {
+                        generate_token(&app, "prop", &known[i as usize % known.len()]).await;
+                    }
+                }
+                Step::End(i, done) => {
+                    if !known.is_empty() {
+                        let end = if done {
+                            waiting_room_core::domain::SessionEnd::Completed
+                        } else {
+                            waiting_room_core::domain::SessionEnd::Abandoned
+                        };
+                        let _ = local
+                            .room
+                            .update_session(
+                                &event_id,
+                                &known[i as usize % known.len()],
+                                end,
+                                "prop",
+                            )
+                            .await;
+                    }
+                }
+                Step::Wait(ms) => clock.advance_ms(ms as i64),
+                Step::Pass => {
+                    let config = local.room.event(&event_id).await.unwrap();
+                    local.room.apply_strategy(&config).await.unwrap();
+                }
+            }
+
+            // Invariants.
+            let counters = local.room.counters(&event_id).await.unwrap();
+            prop_assert!(
+                counters.serving_counter <= counters.queue_counter,
+                "{counters:?}"
+            );
+            prop_assert_eq!(
+                counters.queue_counter,
+                known.len() as u64,
+                "counter drifted from delivered visitors"
+            );
+            if let Some(cap) = cap {
+                prop_assert!(
+                    counters.active_tokens() <= cap,
+                    "active over cap: {counters:?}"
+                );
+                prop_assert!(
+                    counters.in_flight() <= cap,
+                    "in flight over cap: {counters:?}"
+                );
+            }
+        }
+        // Every delivered visitor has exactly one place, and the places are 1..=n.
+        let mut places: HashMap<u64, RequestId> = HashMap::new();
+        for id in known.iter().collect::<HashSet<_>>() {
+            let (record, _) = local.room.locate(&event_id, id).await.unwrap();
+            prop_assert!(
+                places.insert(record.position, *id).is_none(),
+                "place {} twice",
+                record.position
+            );
+        }
+        let mut sorted: Vec<u64> = places.keys().copied().collect();
+        sorted.sort_unstable();
+        prop_assert_eq!(sorted, (1..=known.len() as u64).collect::<Vec<_>>());
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn places_are_unique_and_none_is_lost(steps in prop::collection::vec(step(true), 1..60)) {
+        run(steps, None)?;
+    }
+
+    #[test]
+    fn max_size_never_lets_more_in_than_its_cap(cap in 1u64..12, steps in prop::collection::vec(step(false), 1..80)) {
+        run(steps, Some(cap))?;
+    }
+}
