@@ -327,7 +327,7 @@ async function scenario() {
 
   await check("operator signs in; the key stays out of the URL; the event's counters show", async () => {
     await operator.fill("#admin-key", ADMIN_KEY);
-    await operator.click("#sign-in");
+    await operator.press("#admin-key", "Enter"); // the form works from the keyboard
     await operator.waitForFunction(() => document.body.getAttribute("data-view") === "dashboard");
     await operator.click(`.event-item[data-event="${EVENT}"]`);
     await waitText(operator, "#ev-name", "Spring launch");
@@ -341,6 +341,7 @@ async function scenario() {
   await check("pause from the panel: the visitor sees the paused state, keeping the place", async () => {
     await operator.click("#pause-toggle");
     await waitText(operator, "#ev-state", "Paused");
+    await waitText(operator, `.event-item[data-event="${EVENT}"] .badge`, "Paused");
     await waitState(visitor, "paused");
     equal(await text(visitor, "#position"), "4", "position while paused");
     const ev = await api(base, "GET", `/admin/events/${EVENT}`, undefined, ADMIN_KEY);
@@ -472,7 +473,8 @@ async function scenario() {
     await waitState(expiring, "expired");
     assert(await expiring.isVisible("#rejoin"), "re-join button visible");
     await shoot(expiring, "visitor-expired", ["phone"]);
-    await expiring.click("#rejoin");
+    await expiring.focus("#rejoin");
+    await expiring.keyboard.press("Enter"); // usable without a mouse
     await waitState(expiring, "waiting");
     await waitText(expiring, "#position", "2");
   });

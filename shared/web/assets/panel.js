@@ -101,7 +101,10 @@
   // ---- events list ---------------------------------------------------------------------
 
   function showEvents(list) {
-    events = list.slice().sort(function (a, b) { return a.event_id < b.event_id ? -1 : 1; });
+    var sorted = list.slice().sort(function (a, b) { return a.event_id < b.event_id ? -1 : 1; });
+    // Rebuild only on change, so keyboard focus in the list survives the periodic refresh.
+    if (JSON.stringify(sorted) === JSON.stringify(events) && $("event-list").childElementCount) return;
+    events = sorted;
     var ul = $("event-list");
     ul.textContent = "";
     events.forEach(function (e) {
@@ -204,6 +207,13 @@
     $("pause-toggle").className = "button " + (config.paused ? "primary" : "");
     // Only fill the form when the event is (re)opened, never under the operator's fingers.
     if (full) fillConfig(config);
+    // Keep the list's badge in step with a pause or rename made here or elsewhere.
+    var at = events.findIndex(function (e) { return e.event_id === config.event_id; });
+    if (at >= 0 && JSON.stringify(events[at]) !== JSON.stringify(config)) {
+      var copy = events.slice();
+      copy[at] = config;
+      showEvents(copy);
+    }
 
     var points = series[config.event_id] || (series[config.event_id] = []);
     points.push({ t: m.at_ms, waiting: m.waiting });

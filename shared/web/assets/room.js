@@ -25,6 +25,7 @@
   var place = load(); // {id, joinedAt, position, firstAhead} or null
   var last = null;    // last /status answer, kept so "offline" still shows the numbers
   var failures = 0;
+  var inFlight = false; // one request at a time: a second join would cost a second place
   var timer = 0;
   var countdown = 0; // ticks the "next try in N seconds" line while offline
   var state = "";
@@ -130,15 +131,19 @@
   }
 
   function tick() {
+    if (inFlight) return; // a tab switch or a button press while a request is out
     clearTimeout(timer);
     if (!eventId) {
-      render("unknown", { lead: S.missing_event });
+      render("unknown", null, { lead: S.missing_event });
       return;
     }
+    inFlight = true;
     var step = place ? poll() : join();
     step.then(function () {
       failures = 0;
-    }, offline);
+    }, offline).then(function () {
+      inFlight = false;
+    });
   }
 
   function join() {
@@ -174,7 +179,7 @@
     last = st;
     if (!st.assigned) {
       // Once assigned, a request never becomes unassigned: the server forgot it (reset).
-      var lost = place.position !== null || Date.now() - place.joinedAt > FORGOTTEN_AFTER_MS;
+      var lost = place.position != null || !(Date.now() - place.joinedAt < FORGOTTEN_AFTER_MS);
       if (lost) {
         forget();
         return join();
@@ -262,8 +267,9 @@
   function startCountdown(at) {
     var paint = function () {
       var s = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+      if (state !== "offline") return clearInterval(countdown);
       $("note").textContent = s > 0 ? t("retry_in", { s: s }, s) : S.retrying;
-      if (s <= 0 || state !== "offline") clearInterval(countdown);
+      if (s <= 0) clearInterval(countdown);
     };
     clearInterval(countdown);
     countdown = setInterval(paint, 1000);
@@ -325,7 +331,7 @@
     // "estimating…" is not a number: shown quieter than a real estimate.
     $("eta").classList.toggle("soft", st.eta_seconds === null || st.eta_seconds === undefined);
     // Progress from where the visitor first stood to the front (their own turn included).
-    var first = (place && place.firstAhead !== null ? place.firstAhead : ahead) + 1;
+    var first = (place && place.firstAhead != null ? place.firstAhead : ahead) + 1;
     var pct = Math.max(0, Math.min(100, Math.round(((first - (ahead + 1)) / first) * 100)));
     // A sliver even at 0 % so the bar reads as a bar that will fill.
     $("progress-fill").style.width = Math.max(pct, 2) + "%";
