@@ -22,10 +22,11 @@
   var $ = function (id) { return document.getElementById(id); };
   var numbers = new Intl.NumberFormat();
 
-  // Same origin unless `?api=` or <meta name="wr-api"> says otherwise (pages on a CDN).
+  // Same origin unless <meta name="wr-api"> (deploy-time, wins) or `?api=` says otherwise.
+  // The sign-in form shows a foreign API's address, so nobody types the key into a stranger's.
   function apiBase() {
     var meta = document.querySelector('meta[name="wr-api"]');
-    var raw = new URLSearchParams(location.search).get("api") || (meta && meta.content) || "";
+    var raw = (meta && meta.content) || new URLSearchParams(location.search).get("api") || "";
     try {
       var url = raw ? new URL(raw, location.href) : null;
       return url && /^https?:$/.test(url.protocol) ? url.href.replace(/\/+$/, "") : "";
@@ -265,22 +266,23 @@
     return el;
   }
 
-  // A rounded-up axis maximum (1, 2, 5 × 10^n) so gridlines fall on readable numbers.
-  function niceMax(v) {
-    if (v <= 4) return 4;
-    var p = Math.pow(10, Math.floor(Math.log10(v)));
-    var steps = [1, 2, 5, 10];
-    for (var i = 0; i < steps.length; i++) if (steps[i] * p >= v) return steps[i] * p;
-    return 10 * p;
+  // Whole-number gridlines at a readable step (1, 2, 5 × 10^n), at most five of them.
+  function axis(v) {
+    if (v <= 4) return { step: 1, max: 4 };
+    var raw = v / 4;
+    var p = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 5, 10].map(function (m) { return m * p; }).find(function (s) { return s >= raw; });
+    return { step: step, max: Math.ceil(v / step) * step };
   }
 
   // Axes shared by both charts; returns x/y scale functions.
-  function frame(svg, now, max) {
+  function frame(svg, now, peak) {
     svg.textContent = "";
+    var a = axis(peak);
+    var max = a.max;
     var x = function (t) { return PAD_L + (W - PAD_L - PAD_R) * (1 - (now - t) / WINDOW_MS); };
     var y = function (v) { return PAD_T + (H - PAD_T - PAD_B) * (1 - v / max); };
-    for (var i = 0; i <= 4; i++) {
-      var v = (max / 4) * i;
+    for (var v = 0; v <= max; v += a.step) {
       svg.append(svgEl("line", { x1: PAD_L, x2: W - PAD_R, y1: y(v), y2: y(v), class: "grid" }));
       svg.append(svgEl("text", { x: PAD_L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, numbers.format(v)));
     }
@@ -293,8 +295,8 @@
 
   function drawWaiting(points, now) {
     var svg = $("chart-waiting");
-    var max = niceMax(Math.max.apply(null, points.map(function (p) { return p.waiting; }).concat([0])));
-    var s = frame(svg, now, max);
+    var peak = Math.max.apply(null, points.map(function (p) { return p.waiting; }).concat([0]));
+    var s = frame(svg, now, peak);
     if (!points.length) return;
     var line = points.map(function (p, i) { return (i ? "L" : "M") + s.x(p.t).toFixed(1) + " " + s.y(p.waiting).toFixed(1); }).join(" ");
     var area = line + " L" + s.x(points[points.length - 1].t).toFixed(1) + " " + s.y(0) + " L" + s.x(points[0].t).toFixed(1) + " " + s.y(0) + " Z";
@@ -316,8 +318,7 @@
       buckets[buckets.length - 1 - Math.floor(age / BUCKET_MS)] += n;
       total += n;
     });
-    var max = niceMax(Math.max.apply(null, buckets));
-    var s = frame(svg, now, max);
+    var s = frame(svg, now, Math.max.apply(null, buckets));
     var bw = (W - PAD_L - PAD_R) / buckets.length;
     buckets.forEach(function (n, i) {
       if (!n) return;
@@ -508,6 +509,7 @@
     $("create-cancel").addEventListener("click", function () { $("create-dialog").close(); });
     $("error-close").addEventListener("click", hideError);
 
+    if (API) $("login-api").textContent = "API: " + API;
     var saved = sessionStorage.getItem(KEY_STORE);
     if (saved) {
       signIn(saved).catch(function (err) {

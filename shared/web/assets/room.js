@@ -37,11 +37,12 @@
 
   // ---- configuration -------------------------------------------------------------------
 
-  // Same origin by default; `?api=` or the deploy-time <meta name="wr-api"> point the page at
-  // an API on another origin (pages on S3/CloudFront, API on API Gateway).
+  // Same origin by default. The deploy-time <meta name="wr-api"> points the page at an API on
+  // another origin (pages on S3/CloudFront, API on API Gateway) and, when set, wins over
+  // `?api=`: a crafted link must not send a visitor to a look-alike API that redirects anywhere.
   function apiBase() {
     var meta = document.querySelector('meta[name="wr-api"]');
-    var raw = params.get("api") || (meta && meta.content) || "";
+    var raw = (meta && meta.content) || params.get("api") || "";
     if (!raw) return "";
     try {
       var url = new URL(raw, location.href);
