@@ -90,6 +90,7 @@ process.on("exit", () => {
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, async () => {
     log(`interrupted by ${signal}`);
+    failed += 1; // an interrupted run never reports success
     await cleanup();
     process.exit(130);
   });
