@@ -154,8 +154,8 @@
         place = { id: r.data.api_request_id, joinedAt: Date.now(), position: null, firstAhead: null };
         save();
         schedule(500); // the position is assigned within a fraction of a second
-      } else if (r.status === 404) {
-        render("unknown");
+      } else if (r.status === 404 || r.status === 400) {
+        render("unknown"); // no such event, or an id no event could have
       } else {
         throw new Transient(r.retryAfter);
       }
