@@ -24,6 +24,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/assets/room.css"),
     ),
     (
+        "/assets/panel.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/assets/panel.css"),
+    ),
+    (
         "/assets/strings.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/assets/strings.js"),

@@ -1,1 +1,408 @@
+// The visitor page: join the line once, keep that place across reloads, poll /status at the
+// pace the server asks for, and when served claim the token and go on to the event's site.
+// Plain JS on purpose: this page is loaded by every visitor of a burst, so it stays tiny.
+(function () {
+  "use strict";
 
+  var S = window.WR_STRINGS;
+  var params = new URLSearchParams(location.search);
+  var eventId = params.get("event_id") || "";
+  var API = apiBase();
+
+  // A request the server has never assigned after this long was lost (event reset before the
+  // consumer got to it, or a dropped message): join again rather than wait forever. Assignment
+  // normally takes well under a second, so this only fires when something went wrong.
+  var FORGOTTEN_AFTER_MS = 60000;
+  // Backoff on errors: 1 s, 2 s, 4 s ... capped, so a struggling API is not stampeded.
+  var BACKOFF_BASE_MS = 1000;
+  var BACKOFF_MAX_MS = 30000;
+  // A single failed poll is not worth alarming the visitor; two in a row are.
+  var OFFLINE_AFTER_FAILURES = 2;
+  // Screen readers hear position updates at most this often, state changes at once.
+  var ANNOUNCE_EVERY_MS = 30000;
+
+  var storageKey = "wr:" + API + ":" + eventId;
+  var place = load(); // {id, joinedAt, position, firstAhead} or null
+  var last = null;    // last /status answer, kept so "offline" still shows the numbers
+  var failures = 0;
+  var inFlight = false; // one request at a time: a second join would cost a second place
+  var timer = 0;
+  var countdown = 0; // ticks the "next try in N seconds" line while offline
+  var state = "";
+  var announced = { text: "", at: 0 };
+  var numbers = new Intl.NumberFormat(S.lang);
+  var plurals = new Intl.PluralRules(S.lang);
+
+  var $ = function (id) { return document.getElementById(id); };
+
+  // ---- configuration -------------------------------------------------------------------
+
+  // Same origin by default. The deploy-time <meta name="wr-api"> points the page at an API on
+  // another origin (pages on S3/CloudFront, API on API Gateway) and, when set, wins over
+  // `?api=`: a crafted link must not send a visitor to a look-alike API that redirects anywhere.
+  function apiBase() {
+    var meta = document.querySelector('meta[name="wr-api"]');
+    var raw = (meta && meta.content) || params.get("api") || "";
+    if (!raw) return "";
+    try {
+      var url = new URL(raw, location.href);
+      if (url.protocol !== "https:" && url.protocol !== "http:") return "";
+      return url.href.replace(/\/+$/, "");
+    } catch (e) {
+      return "";
+    }
+  }
+
+  // ---- the saved place -----------------------------------------------------------------
+
+  // localStorage can be unavailable (privacy modes): the page then still works for this visit.
+  function load() {
+    try {
+      var saved = JSON.parse(localStorage.getItem(storageKey) || "null");
+      return saved && typeof saved.id === "string" ? saved : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function save() {
+    try {
+      localStorage.setItem(storageKey, JSON.stringify(place));
+    } catch (e) { /* kept in memory only */ }
+  }
+
+  function forget() {
+    place = null;
+    try {
+      localStorage.removeItem(storageKey);
+    } catch (e) { /* nothing saved */ }
+  }
+
+  // ---- text ----------------------------------------------------------------------------
+
+  function t(key, vars, count) {
+    var value = S[key];
+    if (value && typeof value === "object") value = value[plurals.select(count)] || value.other;
+    return String(value).replace(/\{(\w+)\}/g, function (_, name) {
+      return vars && name in vars ? vars[name] : "";
+    });
+  }
+
+  function num(n) {
+    return numbers.format(n);
+  }
+
+  function etaText(seconds) {
+    if (seconds === null || seconds === undefined) return S.eta_estimating;
+    if (seconds < 60) return S.eta_soon;
+    var minutes = Math.ceil(seconds / 60);
+    if (minutes < 90) return t("eta_minutes", { n: num(minutes) }, minutes);
+    return t("eta_hours", { h: Math.floor(minutes / 60), m: minutes % 60 });
+  }
+
+  // ---- talking to the API --------------------------------------------------------------
+
+  // Resolves with {status, data, retryAfter}; rejects only when the network itself failed.
+  function call(method, path, body) {
+    var init = { method: method, cache: "no-store", headers: {} };
+    if (body) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(API + path, init).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (data) {
+        return {
+          status: res.status,
+          data: data || {},
+          retryAfter: Number(res.headers.get("Retry-After")) || 0
+        };
+      });
+    });
+  }
+
+  // Anything but a clear answer (5xx, 429, garbage) is treated like a network failure.
+  function Transient(retryAfter) {
+    this.retryAfter = retryAfter || 0;
+  }
+
+  function schedule(ms) {
+    clearTimeout(timer);
+    // Jitter spreads a crowd that loaded the page at the same moment.
+    timer = setTimeout(tick, Math.round(ms * (0.85 + Math.random() * 0.3)));
+  }
+
+  function tick() {
+    if (inFlight) return; // a tab switch or a button press while a request is out
+    clearTimeout(timer);
+    if (!eventId) {
+      render("unknown", null, { lead: S.missing_event });
+      return;
+    }
+    inFlight = true;
+    var step = place ? poll() : join();
+    step.then(function () {
+      failures = 0;
+    }, offline).then(function () {
+      inFlight = false;
+    });
+  }
+
+  function join() {
+    render("joining");
+    return call("POST", "/assign_queue_num", { event_id: eventId }).then(function (r) {
+      if (r.status === 202 && r.data.api_request_id) {
+        place = { id: r.data.api_request_id, joinedAt: Date.now(), position: null, firstAhead: null };
+        save();
+        schedule(500); // the position is assigned within a fraction of a second
+      } else if (r.status === 404 || r.status === 400) {
+        render("unknown"); // no such event, or an id no event could have
+      } else {
+        throw new Transient(r.retryAfter);
+      }
+    });
+  }
+
+  function poll() {
+    var query = "?event_id=" + encodeURIComponent(eventId) + "&request_id=" + encodeURIComponent(place.id);
+    return call("GET", "/status" + query).then(function (r) {
+      if (r.status === 200) return onStatus(r.data);
+      if (r.status === 404 && r.data.code === "unknown_event") return render("unknown");
+      if (r.status === 400) {
+        // The saved id is not one the API accepts (corrupted storage): start afresh.
+        forget();
+        return join();
+      }
+      throw new Transient(r.retryAfter);
+    });
+  }
+
+  function onStatus(st) {
+    last = st;
+    if (!st.assigned) {
+      // Once assigned, a request never becomes unassigned: the server forgot it (reset).
+      var lost = place.position != null || !(Date.now() - place.joinedAt < FORGOTTEN_AFTER_MS);
+      if (lost) {
+        forget();
+        return join();
+      }
+      render("joining", st);
+      return schedule(800);
+    }
+    if (place.position !== st.queue_number) {
+      place.position = st.queue_number;
+      place.firstAhead = st.ahead;
+      save();
+    }
+    if (st.session && st.session !== "active") return render("ended", st);
+    if (st.position_expired) return render("expired", st);
+    if (st.served) return claim(st);
+    render(st.state === "paused" ? "paused" : "waiting", st);
+    schedule(st.next_poll_ms || 2000);
+  }
+
+  // Exchanges the request id for the token set; idempotent, so a reload after admission
+  // gets the same token back and goes on again.
+  function claim(st) {
+    render("admitted", st, { lead: t("admitted_redirect", { event: st.name || eventId }) });
+    return call("POST", "/generate_token", { event_id: eventId, request_id: place.id }).then(function (r) {
+      if (r.status === 200 && r.data.access_token) return admitted(st, r.data);
+      if (r.status === 202) return schedule(1000); // the counter we saw ran ahead of the store
+      if (r.status === 410) return render(r.data.code === "session_ended" ? "ended" : "expired", st);
+      if (r.status === 404 && r.data.code === "unknown_event") return render("unknown");
+      if (r.status === 404) {
+        // The room was reset since we joined: our request is gone, take a new place.
+        forget();
+        return join();
+      }
+      throw new Transient(r.retryAfter);
+    });
+  }
+
+  function admitted(st, token) {
+    var target = st.target_url || "";
+    if (/^https?:\/\//i.test(target)) {
+      var url = withToken(target, token.access_token);
+      $("continue").href = url;
+      render("admitted", st, { lead: t("admitted_redirect", { event: st.name || eventId }), link: true });
+      // replace(): the Back button should not land on a page that sends the visitor on again.
+      location.replace(url);
+      return;
+    }
+    $("token").value = token.access_token;
+    var minutes = Math.max(1, Math.round((token.expires_in || 0) / 60));
+    render("admitted", st, {
+      title: S.admitted_in_title,
+      lead: t("admitted_in_body", { minutes: t("minutes", { n: num(minutes) }, minutes) }),
+      token: true
+    });
+  }
+
+  // Appends wr_token to the target, keeping its own query and fragment intact.
+  function withToken(target, token) {
+    var hash = "";
+    var at = target.indexOf("#");
+    if (at >= 0) {
+      hash = target.slice(at);
+      target = target.slice(0, at);
+    }
+    var sep = target.indexOf("?") >= 0 ? (/[?&]$/.test(target) ? "" : "&") : "?";
+    return target + sep + "wr_token=" + encodeURIComponent(token) + hash;
+  }
+
+  function offline(error) {
+    if (!(error instanceof Transient) && !(error instanceof TypeError)) {
+      // A bug, not the network: surface it for developers but keep the visitor's place.
+      setTimeout(function () { throw error; });
+    }
+    failures += 1;
+    var wait = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * Math.pow(2, failures - 1));
+    if (error && error.retryAfter) wait = Math.max(wait, error.retryAfter * 1000);
+    schedule(wait);
+    if (failures >= OFFLINE_AFTER_FAILURES) {
+      render("offline", last);
+      startCountdown(Date.now() + wait);
+    }
+  }
+
+  // Shows the seconds left before the next automatic try, so a long backoff never looks stuck.
+  function startCountdown(at) {
+    var paint = function () {
+      var s = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+      if (state !== "offline") return clearInterval(countdown);
+      $("note").textContent = s > 0 ? t("retry_in", { s: s }, s) : S.retrying;
+      if (s <= 0) clearInterval(countdown);
+    };
+    clearInterval(countdown);
+    countdown = setInterval(paint, 1000);
+    paint();
+  }
+
+  // ---- drawing -------------------------------------------------------------------------
+
+  var TITLES = {
+    joining: "joining_title", waiting: "waiting_title", paused: "paused_title",
+    admitted: "admitted_title", expired: "expired_title", ended: "ended_title",
+    unknown: "unknown_title", offline: "offline_title"
+  };
+  var LEADS = {
+    joining: "joining_body", waiting: "intro", paused: "paused_body", expired: "expired_body",
+    ended: "ended_body", unknown: "unknown_body", offline: "offline_body", admitted: ""
+  };
+
+  // One function paints every state, so the page can never show two states at once.
+  function render(next, st, extra) {
+    extra = extra || {};
+    state = next;
+    document.body.setAttribute("data-state", next);
+    // The spinner turns while the page is doing something on its own.
+    var busy = next === "joining" || next === "offline" || (next === "admitted" && !extra.token);
+    document.body.classList.toggle("busy", busy);
+
+    var name = (st && st.name) || (last && last.name) || "";
+    $("event-name").textContent = name;
+    document.title = name ? t("page_title_event", { event: name }) : S.page_title;
+    $("title").textContent = extra.title || S[TITLES[next]];
+    var lead = next === "offline" && !place ? "offline_body_new" : LEADS[next];
+    $("lead").textContent = extra.lead !== undefined ? extra.lead : (lead ? S[lead] : "");
+
+    // Numbers stay visible while paused or reconnecting: the place is not lost.
+    var showPlace = st && st.assigned && (next === "waiting" || next === "paused" || next === "offline");
+    $("place").hidden = !showPlace;
+    if (showPlace) drawPlace(st);
+
+    $("token-box").hidden = !extra.token;
+    $("copy").hidden = !extra.token;
+    $("continue").hidden = !extra.link;
+    $("rejoin").hidden = !(next === "expired" || next === "ended");
+    $("retry").hidden = next !== "offline";
+    $("note").textContent = extra.note || (showPlace && next !== "offline" ? S.keep_open : "");
+    $("updated").textContent = st && next !== "offline" && next !== "unknown"
+      ? t("updated", { time: new Date().toLocaleTimeString(S.lang) }) : "";
+
+    announce(next, st);
+  }
+
+  function drawPlace(st) {
+    var ahead = st.ahead || 0;
+    $("position").textContent = num(st.queue_number);
+    $("ahead").textContent = num(ahead);
+    $("serving").textContent = st.serving_counter > 0
+      ? t("serving_value", { n: num(st.serving_counter) }) : S.serving_none;
+    $("eta").textContent = etaText(st.eta_seconds);
+    // "estimating…" is not a number: shown quieter than a real estimate.
+    $("eta").classList.toggle("soft", st.eta_seconds === null || st.eta_seconds === undefined);
+    // Progress from where the visitor first stood to the front (their own turn included).
+    var first = (place && place.firstAhead != null ? place.firstAhead : ahead) + 1;
+    var pct = Math.max(0, Math.min(100, Math.round(((first - (ahead + 1)) / first) * 100)));
+    // A sliver even at 0 % so the bar reads as a bar that will fill.
+    $("progress-fill").style.width = Math.max(pct, 2) + "%";
+    $("progress").setAttribute("aria-valuenow", String(pct));
+  }
+
+  function announce(next, st) {
+    var text = "";
+    if (next === "waiting" && st) {
+      var ahead = st.ahead || 0;
+      text = ahead === 0
+        ? t("announce_front", { position: num(st.queue_number) })
+        : t("announce_waiting", { position: num(st.queue_number), ahead: num(ahead) }, ahead);
+    } else if (next === "paused") text = S.announce_paused;
+    else if (next === "admitted") text = S.announce_admitted;
+    else if (next === "expired") text = S.announce_expired;
+    else if (next === "offline") text = S.announce_offline;
+    else if (next !== "joining") text = $("title").textContent;
+    if (!text || text === announced.text) return;
+    // Position updates are throttled; a change of state is always spoken.
+    var sameState = announced.state === next;
+    if (sameState && Date.now() - announced.at < ANNOUNCE_EVERY_MS) return;
+    announced = { text: text, at: Date.now(), state: next };
+    $("announce").textContent = text;
+  }
+
+  // ---- buttons and lifecycle -----------------------------------------------------------
+
+  function init() {
+    document.documentElement.lang = S.lang;
+    var nodes = document.querySelectorAll("[data-i18n]");
+    for (var i = 0; i < nodes.length; i++) nodes[i].textContent = S[nodes[i].getAttribute("data-i18n")];
+    $("continue").textContent = S.admitted_link;
+    $("copy").textContent = S.copy;
+    $("rejoin").textContent = S.rejoin;
+    $("retry").textContent = S.retry_now;
+
+    $("rejoin").addEventListener("click", function () {
+      forget();
+      last = null;
+      tick();
+    });
+    $("retry").addEventListener("click", tick);
+    $("copy").addEventListener("click", copyToken);
+
+    // Browsers slow timers in background tabs: catch up as soon as the visitor looks again.
+    document.addEventListener("visibilitychange", function () {
+      var live = state === "waiting" || state === "paused" || state === "offline" || state === "joining";
+      if (document.visibilityState === "visible" && live) tick();
+    });
+    tick();
+  }
+
+  function copyToken() {
+    var box = $("token");
+    var done = function () { $("copy").textContent = S.copied; };
+    var fallback = function () {
+      box.focus();
+      box.select();
+      try {
+        if (document.execCommand("copy")) return done();
+      } catch (e) { /* fall through */ }
+      $("copy").textContent = S.copy_failed;
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(box.value).then(done, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  init();
+})();

@@ -1,0 +1,533 @@
+// Browser test of the visitor page and the control panel, in Debian Chromium via playwright-core.
+//
+// Starts the already-built `waiting-room` binary and a tiny target site, then drives a visitor
+// and an operator through a whole admission: join, reload (same place), pause, admit from the
+// panel, redirect with a token the authorizer accepts. Every check fails if its feature breaks.
+// Prints `browser: N passed, M failed` last and exits non-zero on any failure.
+//
+// Env: WR_BIN (binary, default ../../target/debug/waiting-room from this folder),
+//      WR_SCREENSHOTS (folder, default screenshots/ at the workspace root),
+//      WR_CHROMIUM (default /usr/bin/chromium).
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+// Paths given in the environment are relative to where the test was started from.
+const BIN = process.env.WR_BIN ? path.resolve(process.env.WR_BIN) : path.resolve(here, "../../target/debug/waiting-room");
+const SHOTS = process.env.WR_SCREENSHOTS ? path.resolve(process.env.WR_SCREENSHOTS) : path.join(root, "screenshots");
+const CHROMIUM = process.env.WR_CHROMIUM || "/usr/bin/chromium";
+const ADMIN_KEY = "browser-test-admin-key";
+// Seconds between the room's maintenance passes (strategies, expiries): set explicitly so the
+// checks that wait for one know how long to wait.
+const STRATEGY_EVERY_S = 1;
+const OVERALL_TIMEOUT_MS = 120_000;
+const STEP_TIMEOUT_MS = 15_000;
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
+
+// ---- bookkeeping -----------------------------------------------------------------------
+
+let passed = 0;
+let failed = 0;
+let server = null;
+let target = null;
+let context = null;
+let profile = null;
+
+function log(line) {
+  process.stdout.write(line + "\n");
+}
+
+// One named check: passes when `fn` resolves, fails when it throws. A failed check stops the
+// run (later steps build on it) unless it is marked `{ fatal: false }`.
+async function check(name, fn, { fatal = true } = {}) {
+  try {
+    await fn();
+    passed += 1;
+    log(`  ok    ${name}`);
+  } catch (error) {
+    failed += 1;
+    log(`  FAIL  ${name}\n        ${String(error && error.message || error).split("\n").join("\n        ")}`);
+    if (fatal) throw new Stop();
+  }
+}
+class Stop extends Error {}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function equal(actual, expected, what) {
+  assert(actual === expected, `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+    await Promise.race([new Promise((r) => server.once("exit", r)), sleep(3000)]);
+    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+  }
+  if (target) target.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+}
+
+// Last resort if node dies some other way: never leave the server running.
+process.on("exit", () => {
+  if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, async () => {
+    log(`interrupted by ${signal}`);
+    failed += 1; // an interrupted run never reports success
+    await cleanup();
+    process.exit(130);
+  });
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---- the processes under test ----------------------------------------------------------
+
+// The target site: shows the wr_token it was given, as a main application would receive it.
+function startTarget() {
+  return new Promise((resolve) => {
+    const srv = http.createServer((req, res) => {
+      const url = new URL(req.url, "http://localhost");
+      const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<link rel="icon" href="data:,"></head><body style="font-family:system-ui;margin:2rem">
+<h1>The shop</h1><p>Welcome in. Token received:</p>
+<code id="token" style="word-break:break-all">${esc(url.searchParams.get("wr_token") || "")}</code>
+<p id="from">${esc(url.searchParams.get("from") || "")}</p></body></html>`);
+    });
+    srv.listen(0, "127.0.0.1", () => resolve(srv));
+  });
+}
+
+// A port nothing listens on, for the "server unreachable" state.
+function closedPort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// Starts the binary on a free port (port 0) and reads the address it prints.
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const args = ["serve", "--admin-key", ADMIN_KEY, "--listen", "127.0.0.1:0", "--event", "demo",
+      "--strategy-every", String(STRATEGY_EVERY_S)];
+    const child = spawn(BIN, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, RUST_LOG: "warn" },
+    });
+    server = child;
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("server did not print its address within 15 s:\n" + out)), 15_000);
+    const onData = (chunk) => {
+      out += chunk;
+      const m = out.match(/visitor page\s+(http:\/\/[^/\s]+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", (chunk) => { out += chunk; });
+    child.once("error", (e) => { clearTimeout(timer); reject(e); });
+    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${out}`)); });
+  });
+}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+async function api(base, method, route, body, key) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const res = await fetch(base + route, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await res.json(); } catch { /* empty body */ }
+  return { status: res.status, data };
+}
+
+async function authorize(base, eventId, token) {
+  const res = await fetch(`${base}/authorize?event_id=${encodeURIComponent(eventId)}`,
+    { headers: { Authorization: `Bearer ${token}` } });
+  let data = null;
+  try { data = await res.json(); } catch { /* empty body */ }
+  return { status: res.status, data };
+}
+
+// Watches a page: console errors and uncaught exceptions fail the run unless a check said it
+// expects one (e.g. a 401 from a deliberately wrong admin key).
+function watch(page, label) {
+  const record = { label, errors: [], allowed: [] };
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const text = msg.text();
+    if (record.allowed.some((re) => re.test(text))) return;
+    record.errors.push(text);
+  });
+  page.on("pageerror", (err) => record.errors.push("uncaught: " + err.message));
+  return record;
+}
+
+async function state(page) {
+  return page.evaluate(() => document.body.getAttribute("data-state"));
+}
+
+async function waitState(page, wanted, timeout = STEP_TIMEOUT_MS) {
+  try {
+    await page.waitForFunction((s) => document.body.getAttribute("data-state") === s, wanted, { timeout });
+  } catch {
+    throw new Error(`page state is ${JSON.stringify(await state(page).catch(() => "?"))}, expected ${JSON.stringify(wanted)} within ${timeout} ms`);
+  }
+}
+
+async function text(page, selector) {
+  return (await page.locator(selector).textContent()).trim();
+}
+
+async function waitText(page, selector, wanted, timeout = STEP_TIMEOUT_MS) {
+  try {
+    await page.waitForFunction(
+      ([sel, w]) => { const el = document.querySelector(sel); return el && el.textContent.trim() === w; },
+      [selector, wanted], { timeout });
+  } catch {
+    throw new Error(`${selector} reads ${JSON.stringify(await text(page, selector).catch(() => "?"))}, expected ${JSON.stringify(wanted)}`);
+  }
+}
+
+async function storedId(page, eventId) {
+  return page.evaluate((e) => {
+    for (let i = 0; i < localStorage.length; i++) {
+      const k = localStorage.key(i);
+      if (k.endsWith(":" + e)) return JSON.parse(localStorage.getItem(k)).id;
+    }
+    return null;
+  }, eventId);
+}
+
+// Screenshots at both sizes; the page keeps its desktop size afterwards. A page wider than
+// the phone (sideways scrolling) fails the run: it would be unusable there.
+async function shoot(page, name, sizes = ["phone", "desktop"]) {
+  for (const size of sizes) {
+    await page.setViewportSize(size === "phone" ? PHONE : DESKTOP);
+    await sleep(150); // let the layout settle after the resize
+    await page.screenshot({ path: path.join(SHOTS, `${name}-${size}.png`), fullPage: true });
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    const viewport = size === "phone" ? PHONE.width : DESKTOP.width;
+    if (width > viewport) {
+      await page.setViewportSize(DESKTOP);
+      throw new Error(`${name} is ${width}px wide at ${size} size (${viewport}px): it scrolls sideways`);
+    }
+  }
+  await page.setViewportSize(DESKTOP);
+}
+
+// ---- the scenario ----------------------------------------------------------------------
+
+async function scenario() {
+  assert(existsSync(BIN), `no binary at ${BIN}: build it first (cargo build -p waiting-room)`);
+  assert(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
+  mkdirSync(SHOTS, { recursive: true });
+
+  target = await startTarget();
+  const targetBase = `http://127.0.0.1:${target.address().port}`;
+  const base = await startServer();
+  log(`server ${base}, target ${targetBase}`);
+
+  const EVENT = "launch";
+  await check("admin API creates an event whose target is the local shop", async () => {
+    const r = await api(base, "POST", "/admin/events",
+      { event_id: EVENT, name: "Spring launch", target_url: `${targetBase}/shop?from=wr` }, ADMIN_KEY);
+    equal(r.status, 201, "POST /admin/events status");
+  });
+
+  // Three visitors who came first, so ours gets number 4 with 3 ahead.
+  for (let i = 0; i < 3; i++) await api(base, "POST", "/assign_queue_num", { event_id: EVENT });
+
+  profile = mkdtempSync(path.join(os.tmpdir(), "wr-chromium-"));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: DESKTOP,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+
+  const visitor = context.pages()[0] || await context.newPage();
+  const visitorLog = watch(visitor, "visitor page");
+  let enqueues = 0;
+  visitor.on("request", (req) => {
+    if (req.method() === "POST" && req.url().endsWith("/assign_queue_num")) enqueues += 1;
+  });
+  const roomUrl = `${base}/waiting-room.html?event_id=${EVENT}`;
+  let requestId = null;
+
+  await check("visitor joins the line and sees position 4 with 3 ahead", async () => {
+    await visitor.goto(roomUrl);
+    await waitState(visitor, "waiting");
+    await waitText(visitor, "#position", "4");
+    equal(await text(visitor, "#ahead"), "3", "people ahead");
+    equal(await text(visitor, "#event-name"), "Spring launch", "event name");
+    const live = await text(visitor, "[aria-live=polite]");
+    assert(/\b4\b/.test(live) && /\b3\b/.test(live), `aria-live region should announce the place, says ${JSON.stringify(live)}`);
+    requestId = await storedId(visitor, EVENT);
+    assert(requestId, "request id saved in localStorage");
+    const st = await api(base, "GET", `/status?event_id=${EVENT}&request_id=${requestId}`);
+    equal(st.data.queue_number, 4, "server-side position of the saved request id");
+    equal(enqueues, 1, "enqueue calls");
+  });
+
+  await check("a reload keeps the same request id and position, without enqueuing again", async () => {
+    await visitor.reload();
+    await waitState(visitor, "waiting");
+    await waitText(visitor, "#position", "4");
+    equal(await storedId(visitor, EVENT), requestId, "request id after reload");
+    equal(enqueues, 1, "enqueue calls after reload");
+    const m = await api(base, "GET", `/admin/events/${EVENT}/metrics`, undefined, ADMIN_KEY);
+    equal(m.data.counters.queue_counter, 4, "queue counter after reload");
+  });
+  await check("visitor-waiting screenshots; no sideways scrolling on a phone", () => shoot(visitor, "visitor-waiting"));
+
+  const operator = await context.newPage();
+  const operatorLog = watch(operator, "control panel");
+
+  await check("control panel refuses a wrong admin key and says so", async () => {
+    await operator.goto(`${base}/control-panel`);
+    assert(operator.url().endsWith("/control-panel.html"), `redirected to ${operator.url()}`);
+    operatorLog.allowed.push(/status of 401/);
+    await operator.fill("#admin-key", "not-the-key");
+    await operator.click("#sign-in");
+    await operator.waitForFunction(() => document.getElementById("login-error").textContent.includes("not accepted"));
+    equal(await operator.evaluate(() => document.body.getAttribute("data-view")), "login", "panel view");
+    operatorLog.allowed.pop();
+  });
+  await check("panel-login screenshots; no sideways scrolling on a phone", () => shoot(operator, "panel-login", ["phone"]));
+
+  await check("operator signs in; the key stays out of the URL; the event's counters show", async () => {
+    await operator.fill("#admin-key", ADMIN_KEY);
+    await operator.press("#admin-key", "Enter"); // the form works from the keyboard
+    await operator.waitForFunction(() => document.body.getAttribute("data-view") === "dashboard");
+    await operator.click(`.event-item[data-event="${EVENT}"]`);
+    await waitText(operator, "#ev-name", "Spring launch");
+    await waitText(operator, "#m-queue", "4");
+    equal(await text(operator, "#m-waiting"), "4", "waiting tile");
+    equal(await text(operator, "#m-serving"), "0", "serving tile");
+    assert(!operator.url().includes(ADMIN_KEY), "admin key must not be in the URL");
+    equal(await operator.evaluate(() => sessionStorage.getItem("wr:admin-key")), ADMIN_KEY, "key in sessionStorage");
+  });
+
+  await check("pause from the panel: the visitor sees the paused state, keeping the place", async () => {
+    await operator.click("#pause-toggle");
+    await waitText(operator, "#ev-state", "Paused");
+    await waitText(operator, `.event-item[data-event="${EVENT}"] .badge`, "Paused");
+    await waitState(visitor, "paused");
+    equal(await text(visitor, "#position"), "4", "position while paused");
+    const ev = await api(base, "GET", `/admin/events/${EVENT}`, undefined, ADMIN_KEY);
+    equal(ev.data.paused, true, "event paused on the server");
+  });
+  await check("visitor-paused screenshots; no sideways scrolling on a phone", () => shoot(visitor, "visitor-paused", ["phone"]));
+
+  await check("admitting while paused shows the API's error in the panel", async () => {
+    operatorLog.allowed.push(/status of 409/);
+    await operator.fill("#admit-count", "1");
+    await operator.click("#admit");
+    await operator.waitForFunction(() => !document.getElementById("error").hidden);
+    const message = await text(operator, "#error-text");
+    assert(message.includes("event_paused"), `error banner says ${JSON.stringify(message)}`);
+    operatorLog.allowed.pop();
+  });
+
+  await check("resume from the panel: the visitor waits again", async () => {
+    await operator.click("#pause-toggle");
+    await waitText(operator, "#ev-state", "Open");
+    await waitState(visitor, "waiting");
+  });
+
+  let token = null;
+  await check("operator admits 4 by clicking; the visitor lands on the target with a token", async () => {
+    await operator.fill("#admit-count", "4");
+    await operator.click("#admit");
+    await waitText(operator, "#m-serving", "4");
+    await visitor.waitForURL((u) => u.href.startsWith(`${targetBase}/shop`));
+    const url = new URL(visitor.url());
+    token = url.searchParams.get("wr_token");
+    assert(token && token.split(".").length === 3, `wr_token should be a JWT, got ${JSON.stringify(token)}`);
+    equal(url.searchParams.get("from"), "wr", "target's own query parameter kept");
+    equal(await text(visitor, "#token"), token, "token shown by the target");
+  });
+  await check("target screenshots; no sideways scrolling on a phone", () => shoot(visitor, "target", ["phone"]));
+
+  await check("GET /authorize refuses a tampered copy of the token (401)", async () => {
+    const bad = await authorize(base, EVENT, token + "x");
+    equal(bad.status, 401, "authorize status of a tampered token");
+  });
+
+  // The visitor uses the token for the whole session, not only in its first second: check it
+  // after the room's periodic maintenance (strategy pass, token and position expiry) has run.
+  await check("the token is accepted by GET /authorize for this visitor and event, after a strategy pass", async () => {
+    await sleep(STRATEGY_EVERY_S * 1000 + 700);
+    const res = await authorize(base, EVENT, token);
+    equal(res.status, 200, `authorize status (${JSON.stringify(res.data)})`);
+    equal(res.data.sub, requestId, "token subject");
+    equal(res.data.aud, EVENT, "token audience");
+  }, { fatal: false });
+
+  await check("the panel shows the admission: audit trail and chart", async () => {
+    await operator.waitForFunction(() => /increment serving counter/.test(document.getElementById("audit").textContent));
+    await operator.waitForFunction(() => document.querySelectorAll("#chart-admitted rect.bar").length > 0);
+    await operator.waitForFunction(() => document.querySelector("#chart-waiting path.line") !== null);
+    await waitText(operator, "#m-pending", "3"); // the three who came first never claimed
+  });
+  await check("panel screenshots; no sideways scrolling on a phone", () => shoot(operator, "panel"));
+
+  await check("strategy change from the panel reaches the API", async () => {
+    await operator.selectOption("#config-form select[name=type]", "MaxSize");
+    await operator.fill("#config-form input[name=max_active]", "50");
+    await operator.click("#config-form button[type=submit]");
+    await operator.waitForFunction(() => document.getElementById("config-result").textContent.startsWith("Saved"));
+    const ev = await api(base, "GET", `/admin/events/${EVENT}`, undefined, ADMIN_KEY);
+    assert(ev.data.strategy.type === "MaxSize" && ev.data.strategy.max_active === 50,
+      `strategy on the server: ${JSON.stringify(ev.data.strategy)}`);
+  });
+
+  await check("reset asks for confirmation, then empties the event", async () => {
+    await operator.click("#reset");
+    await operator.waitForSelector("#reset-dialog[open]");
+    await operator.click("#reset-dialog button[value=cancel]");
+    let m = await api(base, "GET", `/admin/events/${EVENT}/metrics`, undefined, ADMIN_KEY);
+    equal(m.data.counters.queue_counter, 4, "queue counter after cancelling the reset");
+    await operator.click("#reset");
+    await operator.click("#reset-confirm");
+    await waitText(operator, "#m-queue", "0");
+    m = await api(base, "GET", `/admin/events/${EVENT}/metrics`, undefined, ADMIN_KEY);
+    equal(m.data.counters.queue_counter, 0, "queue counter after the reset");
+  });
+
+  await check("an event created from the panel exists on the server", async () => {
+    await operator.click("#new-event");
+    await operator.fill("#create-form input[name=event_id]", "made-in-panel");
+    await operator.fill("#create-form input[name=name]", "Made in the panel");
+    await operator.click("#create-form button[type=submit]");
+    await waitText(operator, "#ev-name", "Made in the panel");
+    const ev = await api(base, "GET", "/admin/events/made-in-panel", undefined, ADMIN_KEY);
+    equal(ev.status, 200, "GET of the new event");
+  });
+
+  // Without a target URL the visitor is shown the token to copy.
+  const inside = await context.newPage();
+  const insideLog = watch(inside, "visitor page (no target)");
+  let pass = null;
+  await check("without a target URL the admitted visitor is shown a pass to copy", async () => {
+    await inside.goto(`${base}/waiting-room.html?event_id=demo`);
+    await waitState(inside, "waiting");
+    const r = await api(base, "POST", "/increment_serving_counter", { event_id: "demo", increment_by: 1 }, ADMIN_KEY);
+    equal(r.status, 200, "increment status");
+    await waitState(inside, "admitted");
+    await inside.waitForFunction(() => document.getElementById("token").value.length > 0);
+    assert(await inside.isVisible("#copy"), "copy button visible");
+    pass = await inside.inputValue("#token");
+    assert(pass.split(".").length === 3, "the pass is a JWT");
+  });
+  await check("that pass is accepted by GET /authorize after a strategy pass", async () => {
+    await sleep(STRATEGY_EVERY_S * 1000 + 700);
+    const res = await authorize(base, "demo", pass);
+    equal(res.status, 200, `authorize status (${JSON.stringify(res.data)})`);
+  }, { fatal: false });
+  await check("visitor-admitted screenshots; no sideways scrolling on a phone", () => shoot(inside, "visitor-admitted", ["phone"]));
+
+  // A served visitor who was away past the claim window sees that, and can join again.
+  const expiring = await context.newPage();
+  const expiringLog = watch(expiring, "visitor page (expiry)");
+  await check("a position not claimed in time shows 'expired' and re-joining gives a new place", async () => {
+    const r = await api(base, "POST", "/admin/events", { event_id: "quick", name: "Quick claim", position_expiry_secs: 10 }, ADMIN_KEY);
+    equal(r.status, 201, "create status");
+    const url = `${base}/waiting-room.html?event_id=quick`;
+    await expiring.goto(url);
+    await waitState(expiring, "waiting");
+    await expiring.goto("about:blank"); // the visitor walks away
+    await api(base, "POST", "/increment_serving_counter", { event_id: "quick", increment_by: 1 }, ADMIN_KEY);
+    await sleep(11_000);
+    await expiring.goto(url);
+    await waitState(expiring, "expired");
+    assert(await expiring.isVisible("#rejoin"), "re-join button visible");
+    await shoot(expiring, "visitor-expired", ["phone"]);
+    await expiring.focus("#rejoin");
+    await expiring.keyboard.press("Enter"); // usable without a mouse
+    await waitState(expiring, "waiting");
+    await waitText(expiring, "#position", "2");
+  });
+
+  // Error states. These pages see 404s and refused connections on purpose, so their console
+  // is not checked.
+  const edge = await context.newPage();
+  await check("an unknown event shows the 'unknown' state", async () => {
+    await edge.goto(`${base}/waiting-room.html?event_id=no-such-event`);
+    await waitState(edge, "unknown");
+  });
+  await check("visitor-unknown screenshots; no sideways scrolling on a phone", () => shoot(edge, "visitor-unknown", ["phone"]));
+  await check("an unreachable API shows 'offline' and keeps retrying", async () => {
+    const port = await closedPort();
+    let attempts = 0;
+    edge.on("request", (req) => { if (req.url().includes(`:${port}/`)) attempts += 1; });
+    await edge.goto(`${base}/waiting-room.html?event_id=${EVENT}&api=${encodeURIComponent(`http://127.0.0.1:${port}`)}`);
+    await waitState(edge, "offline");
+    const seen = attempts;
+    await edge.waitForRequest((req) => req.url().includes(`:${port}/`), { timeout: 10_000 });
+    assert(attempts > seen, "another attempt after going offline");
+  });
+  await check("visitor-offline screenshots; no sideways scrolling on a phone", () => shoot(edge, "visitor-offline", ["phone"]));
+
+  await check("no console errors on the visitor pages or the control panel", async () => {
+    const all = [visitorLog, operatorLog, insideLog, expiringLog]
+      .flatMap((r) => r.errors.map((e) => `${r.label}: ${e}`));
+    assert(all.length === 0, all.join("\n"));
+  });
+}
+
+// ---- main ------------------------------------------------------------------------------
+
+const deadline = setTimeout(async () => {
+  log(`  FAIL  overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s`);
+  failed += 1;
+  await cleanup();
+  log(`browser: ${passed} passed, ${failed} failed`);
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+try {
+  await scenario();
+} catch (error) {
+  if (!(error instanceof Stop)) {
+    failed += 1;
+    log(`  FAIL  setup: ${error && error.stack || error}`);
+  }
+} finally {
+  clearTimeout(deadline);
+  await cleanup();
+}
+log(`screenshots in ${SHOTS}`);
+log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Browser test of the visitor page and the control panel (Debian Chromium + playwright-core).
+# Builds nothing: build the binary first, e.g.
+#   cargo build -p waiting-room && tests/browser/run.sh
+# Env: WR_BIN (binary), WR_SCREENSHOTS (folder), see run.mjs.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# Chromium from Debian: playwright's own browser download needs the internet.
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update
+  $sudo apt-get install -y chromium
+fi
+
+# playwright-core at the version pinned in package-lock.json (no browser download).
+if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
+  (cd "$here" && npm ci --no-audit --no-fund)
+fi
+
+exec node "$here/run.mjs"
