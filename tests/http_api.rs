@@ -771,8 +771,8 @@ async fn operators_manage_events_pause_and_read_the_audit_trail() {
         actions,
         vec![
             "increment_serving_counter",
-            "update_event",
-            "update_event",
+            "resume",
+            "pause",
             "update_event",
             "create_event"
         ]

@@ -509,3 +509,37 @@ async fn multi_use_and_generated_codes() {
         "codes never logged"
     );
 }
+
+#[tokio::test]
+async fn event_info_tells_a_page_when_the_room_opens() {
+    let (local, clock) = room().await;
+    let now = clock.now_ms();
+    let mut config = EventConfig::new(event("soon"));
+    config.name = "Spring drop".into();
+    config.schedule = Schedule {
+        prequeue_at_ms: Some(now + 60_000),
+        start_at_ms: Some(now + 120_000),
+        end_at_ms: None,
+    };
+    local.room.create_event(config, "test").await.unwrap();
+    let app = local.router();
+    let info = call(&app, Method::GET, "/event_info?event_id=soon", None, &[]).await;
+    assert_eq!(info.status, StatusCode::OK);
+    assert_eq!(info.body["state"], "not_open");
+    assert_eq!(info.body["name"], "Spring drop");
+    assert_eq!(info.body["opens_at_ms"], now + 60_000);
+    assert_eq!(info.body["now_ms"], now);
+    clock.advance_ms(60_000);
+    assert_eq!(
+        call(&app, Method::GET, "/event_info?event_id=soon", None, &[])
+            .await
+            .body["state"],
+        "pre_queue"
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/event_info?event_id=nope", None, &[])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -480,6 +480,33 @@ async function scenario() {
     await waitText(expiring, "#position", "2");
   });
 
+  // Scheduled and closed events: the visitor sees a countdown to the draw, then a place; a
+  // closed event says so.
+  const scheduled = await context.newPage();
+  const scheduledLog = watch(scheduled, "pre-queue page");
+  await check("a pre-queue visitor sees the countdown to the draw, then a drawn place", async () => {
+    const now = Date.now();
+    const created = await api(base, "POST", "/admin/events", {
+      event_id: "drop", name: "Spring drop",
+      schedule: { prequeue_at_ms: now - 1000, start_at_ms: now + 6000 },
+    }, ADMIN_KEY);
+    assert(created.status === 201, `create: ${created.status} ${JSON.stringify(created.data)}`);
+    await scheduled.goto(`${base}/waiting-room.html?event_id=drop`);
+    await waitState(scheduled, "prequeue");
+    await scheduled.waitForFunction(() => /The draw is in \d+:\d\d/.test(document.getElementById("note").textContent), null, { timeout: STEP_TIMEOUT_MS });
+    await shoot(scheduled, "visitor-prequeue", ["phone"]);
+    // At the start the runner draws the order: the page leaves the pre-queue with a number.
+    await waitState(scheduled, "waiting", 20_000);
+    await waitText(scheduled, "#position", "1");
+  });
+  await check("a closed event shows the event-over page", async () => {
+    const closed = await api(base, "POST", "/admin/events/drop/close", undefined, ADMIN_KEY);
+    assert(closed.status === 200, `close: ${closed.status}`);
+    await scheduled.reload();
+    await waitState(scheduled, "closed");
+    await shoot(scheduled, "visitor-closed", ["phone"]);
+  });
+
   // Error states. These pages see 404s and refused connections on purpose, so their console
   // is not checked.
   const edge = await context.newPage();
@@ -501,7 +528,7 @@ async function scenario() {
   await check("visitor-offline screenshots; no sideways scrolling on a phone", () => shoot(edge, "visitor-offline", ["phone"]));
 
   await check("no console errors on the visitor pages or the control panel", async () => {
-    const all = [visitorLog, operatorLog, insideLog, expiringLog]
+    const all = [visitorLog, operatorLog, insideLog, expiringLog, scheduledLog]
       .flatMap((r) => r.errors.map((e) => `${r.label}: ${e}`));
     assert(all.length === 0, all.join("\n"));
   });

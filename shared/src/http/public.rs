@@ -54,6 +54,7 @@ pub fn read_routes() -> Router<Arc<WaitingRoom>> {
         .route("/waiting_num", get(waiting_num))
         .route("/queue_pos_expiry", get(queue_pos_expiry))
         .route("/status", get(status))
+        .route("/event_info", get(event_info))
 }
 
 /// Tokens: issue, publish the keys, and the HTTP authorizer; the only routes using the key.
@@ -169,6 +170,33 @@ async fn generate_token(
 async fn status(State(room): Room, Params(q): Params<RequestParams>) -> Result<Response, ApiError> {
     let status = room.status(&q.event_id, &q.request_id).await?;
     Ok(cacheable::private(Json(status)))
+}
+
+/// What a page needs before it has a place: the event's name, state and schedule, and the
+/// server's clock for countdowns. Changes with time (the schedule), so cached only briefly.
+async fn event_info(
+    State(room): Room,
+    Params(q): Params<EventParam>,
+) -> Result<Response, ApiError> {
+    let view = room.view(&q.event_id).await?;
+    let now = room.now_ms();
+    let schedule = view.config.schedule;
+    let mut response = Json(json!({
+        "event_id": q.event_id,
+        "name": view.config.name,
+        "state": view.config.state(now),
+        "opens_at_ms": schedule.prequeue_at_ms,
+        "starts_at_ms": schedule.start_at_ms,
+        "ends_at_ms": schedule.end_at_ms,
+        "waiting_num": view.counters.waiting(),
+        "now_ms": now,
+    }))
+    .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=1"),
+    );
+    Ok(response)
 }
 
 /// Keys change only on rotation; five minutes of caching keeps verifiers off the room.

@@ -86,6 +86,7 @@ const MAX_CODES_PER_REQUEST: usize = 1_000;
 #[derive(Debug, Clone, Serialize)]
 pub struct EventMetrics {
     pub config: EventConfig,
+    pub state: EventState,
     pub counters: EventCounters,
     pub waiting: u64,
     pub active_tokens: u64,
@@ -126,13 +127,8 @@ impl WaitingRoom {
             return Err(Error::EventExists);
         }
         self.invalidate(&config.event_id);
-        self.audit(
-            actor,
-            "create_event",
-            &config.event_id,
-            format!("{config:?}"),
-        )
-        .await;
+        self.audit(actor, "create_event", &config.event_id, describe(&config))
+            .await;
         Ok(())
     }
 
@@ -145,18 +141,23 @@ impl WaitingRoom {
     }
 
     pub async fn update_event(&self, config: EventConfig, actor: &str) -> Result<(), Error> {
+        self.change_event(config, actor, "update_event").await
+    }
+
+    /// Stores a changed config and records the change under `action`.
+    async fn change_event(
+        &self,
+        config: EventConfig,
+        actor: &str,
+        action: &str,
+    ) -> Result<(), Error> {
         config.validate()?;
         if !self.store.update_event(&config).await? {
             return Err(Error::UnknownEvent);
         }
         self.invalidate(&config.event_id);
-        self.audit(
-            actor,
-            "update_event",
-            &config.event_id,
-            format!("{config:?}"),
-        )
-        .await;
+        self.audit(actor, action, &config.event_id, describe(&config))
+            .await;
         Ok(())
     }
 
@@ -179,7 +180,8 @@ impl WaitingRoom {
     ) -> Result<(), Error> {
         let mut config = self.event(event_id).await?;
         config.paused = paused;
-        self.update_event(config, actor).await
+        let action = if paused { "pause" } else { "resume" };
+        self.change_event(config, actor, action).await
     }
 
     /// Ends the event (nobody joins or gets a token any more), or reopens it.
@@ -191,7 +193,8 @@ impl WaitingRoom {
     ) -> Result<(), Error> {
         let mut config = self.event(event_id).await?;
         config.closed = closed;
-        self.update_event(config, actor).await
+        let action = if closed { "close" } else { "reopen" };
+        self.change_event(config, actor, action).await
     }
 
     /// Moves the serving counter by hand; never past the queue counter. Returns the new value.
@@ -342,6 +345,7 @@ impl WaitingRoom {
             .await?;
         let rate = eta::admission_rate(&recent_admissions, now);
         Ok(EventMetrics {
+            state: config.state(now),
             config,
             waiting: counters.waiting(),
             active_tokens: counters.active_tokens(),
@@ -365,4 +369,53 @@ impl WaitingRoom {
             .audit_log(event_id, limit.clamp(1, MAX_PAGE))
             .await?)
     }
+}
+
+/// An event's settings in one line an operator can read in the audit trail.
+fn describe(config: &EventConfig) -> String {
+    let strategy = match config.strategy {
+        Strategy::Manual => "manual".to_owned(),
+        Strategy::MaxSize { max_active } => format!("max size {max_active}"),
+        Strategy::Periodic {
+            increment_by,
+            interval_secs,
+        } => format!("{increment_by} every {interval_secs} s"),
+    };
+    let mut parts = vec![
+        format!("\"{}\"", config.name),
+        strategy,
+        format!("tokens {} s", config.token_ttl_secs),
+        format!("claim within {} s", config.position_expiry_secs),
+    ];
+    if let Some(limit) = config.rate_limit_per_min {
+        parts.push(format!("at most {limit}/min"));
+    }
+    if config.safety_net {
+        parts.push("safety net".into());
+    }
+    let Schedule {
+        prequeue_at_ms,
+        start_at_ms,
+        end_at_ms,
+    } = config.schedule;
+    for (label, at) in [
+        ("pre-queue", prequeue_at_ms),
+        ("start", start_at_ms),
+        ("end", end_at_ms),
+    ] {
+        if let Some(at) = at {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64);
+            parts.push(format!("{label} {}", httpdate::fmt_http_date(time)));
+        }
+    }
+    if config.paused {
+        parts.push("paused".into());
+    }
+    if config.closed {
+        parts.push("closed".into());
+    }
+    if !config.target_url.is_empty() {
+        parts.push(format!("target {}", config.target_url));
+    }
+    parts.join(" · ")
 }

@@ -190,8 +190,8 @@
     config = m.config;
     $("ev-name").textContent = config.name || config.event_id;
     var state = $("ev-state");
-    state.textContent = config.paused ? "Paused" : "Open";
-    state.className = "badge " + (config.paused ? "paused" : "open");
+    state.textContent = STATE_TEXT[m.state] || m.state;
+    state.className = "badge " + (m.state === "open" ? "open" : "paused");
     $("ev-summary").textContent = config.event_id + " · " + strategyText(config.strategy) +
       " · target " + (config.target_url || "none (visitors get a pass to copy)");
     set("m-waiting", m.waiting);
@@ -206,6 +206,13 @@
     set("m-pos-expired", c.positions_expired);
     $("pause-toggle").textContent = config.paused ? "Resume" : "Pause";
     $("pause-toggle").className = "button " + (config.paused ? "primary" : "");
+    $("close-toggle").textContent = config.closed ? "Reopen event" : "Close event";
+    var draw = config.draw;
+    $("draw-info").hidden = !draw;
+    if (draw) {
+      $("draw-info").textContent = "Pre-queue of " + numbers.format(draw.size) + " drawn at " +
+        new Date(draw.drawn_at_ms).toLocaleString() + " with seed " + draw.seed + " (replayable).";
+    }
     // Only fill the form when the event is (re)opened, never under the operator's fingers.
     if (full) fillConfig(config);
     // Keep the list's badge in step with a pause or rename made here or elsewhere.
@@ -361,6 +368,37 @@
     });
   }
 
+  var STATE_TEXT = { open: "Open", paused: "Paused", closed: "Closed", pre_queue: "Pre-queue", not_open: "Not open yet" };
+
+  function toggleClosed() {
+    if (!config) return;
+    var verb = config.closed ? "/reopen" : "/close";
+    act($("close-toggle"), function () { return api("POST", eventPath(selected, verb)); });
+  }
+
+  function createCodes(event) {
+    event.preventDefault();
+    var f = event.target.elements;
+    var body = { count: parseInt(f.count.value, 10), uses: parseInt(f.uses.value, 10) };
+    act(event.target.querySelector("[type=submit]"), function () {
+      return api("POST", eventPath(selected, "/codes"), body).then(function (codes) {
+        $("codes-out").value = codes.map(function (c) { return c.code; }).join("\n");
+        $("codes-out").hidden = false;
+      });
+    });
+  }
+
+  // datetime-local inputs hold local time without a zone; the API takes ms since the epoch.
+  function toLocalInput(ms) {
+    if (ms == null) return "";
+    var d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+    return d.toISOString().slice(0, 19);
+  }
+
+  function fromLocalInput(value) {
+    return value ? new Date(value).getTime() : null;
+  }
+
   function togglePause() {
     if (!config) return;
     var verb = config.paused ? "/resume" : "/pause";
@@ -404,6 +442,12 @@
     f.token_ttl_secs.value = c.token_ttl_secs;
     f.position_expiry_secs.value = c.position_expiry_secs;
     f.target_url.value = c.target_url || "";
+    f.rate_limit_per_min.value = c.rate_limit_per_min || "";
+    f.safety_net.checked = !!c.safety_net;
+    var sch = c.schedule || {};
+    f.prequeue_at.value = toLocalInput(sch.prequeue_at_ms);
+    f.start_at.value = toLocalInput(sch.start_at_ms);
+    f.end_at.value = toLocalInput(sch.end_at_ms);
     syncStrategyFields($("config-form"));
     $("config-result").textContent = "";
   }
@@ -419,7 +463,14 @@
       strategy: strategyFrom(form),
       token_ttl_secs: parseInt(f.token_ttl_secs.value, 10),
       position_expiry_secs: parseInt(f.position_expiry_secs.value, 10),
-      target_url: f.target_url.value.trim()
+      target_url: f.target_url.value.trim(),
+      rate_limit_per_min: f.rate_limit_per_min.value ? parseInt(f.rate_limit_per_min.value, 10) : null,
+      safety_net: f.safety_net.checked,
+      schedule: {
+        prequeue_at_ms: fromLocalInput(f.prequeue_at.value),
+        start_at_ms: fromLocalInput(f.start_at.value),
+        end_at_ms: fromLocalInput(f.end_at.value)
+      }
     });
     act(form.querySelector("[type=submit]"), function () {
       return api("PUT", eventPath(selected), next).then(function (saved) {
@@ -499,6 +550,8 @@
     $("sign-out").addEventListener("click", function () { signOut(""); });
     $("admit-form").addEventListener("submit", admit);
     $("pause-toggle").addEventListener("click", togglePause);
+    $("close-toggle").addEventListener("click", toggleClosed);
+    $("codes-form").addEventListener("submit", createCodes);
     $("config-form").addEventListener("submit", saveConfig);
     $("config-form").elements.type.addEventListener("change", function () { syncStrategyFields($("config-form")); });
     $("create-form").elements.type.addEventListener("change", function () { syncStrategyFields($("create-form")); });

@@ -156,10 +156,33 @@
         schedule(500); // the position is assigned within a fraction of a second
       } else if (r.status === 404 || r.status === 400) {
         render("unknown"); // no such event, or an id no event could have
+      } else if (r.status === 409 && r.data.code === "event_not_open") {
+        return notOpen();
+      } else if (r.status === 410) {
+        render("closed");
       } else {
         throw new Transient(r.retryAfter);
       }
     });
+  }
+
+  // Before the line opens: show when, count down, and try again at the opening.
+  function notOpen() {
+    return call("GET", "/event_info?event_id=" + encodeURIComponent(eventId)).then(function (r) {
+      if (r.status !== 200) throw new Transient(r.retryAfter);
+      var info = r.data;
+      var opensIn = info.opens_at_ms != null ? info.opens_at_ms - info.now_ms : null;
+      render("not_open", info, {
+        lead: opensIn != null ? t("not_open_body", { time: clockTime(info.opens_at_ms) }) : S.not_open_body_unknown
+      });
+      if (opensIn != null) startCountdown(Date.now() + opensIn, "opens_in");
+      // Wake up at the opening (never sleeping longer than 30 s, in case the schedule moves).
+      schedule(opensIn != null ? Math.min(Math.max(opensIn, 1000), 30000) : 30000);
+    });
+  }
+
+  function clockTime(ms) {
+    return new Date(ms).toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
   }
 
   function poll() {
@@ -167,6 +190,11 @@
     return call("GET", "/status" + query).then(function (r) {
       if (r.status === 200) return onStatus(r.data);
       if (r.status === 404 && r.data.code === "unknown_event") return render("unknown");
+      if (r.status === 404) {
+        // The server no longer knows this place (the event was reset): take a new one.
+        forget();
+        return join();
+      }
       if (r.status === 400) {
         // The saved id is not one the API accepts (corrupted storage): start afresh.
         forget();
@@ -188,6 +216,15 @@
       render("joining", st);
       return schedule(800);
     }
+    if (st.state === "closed") return render("closed", st);
+    if (st.queue_number == null) {
+      // In the pre-queue: the order is drawn at the start, so arriving early buys nothing.
+      render("prequeue", st, {
+        lead: st.starts_at_ms != null ? t("prequeue_body", { time: clockTime(st.starts_at_ms) }) : S.prequeue_body_unknown
+      });
+      if (st.starts_at_ms != null) startCountdown(Date.now() + (st.starts_at_ms - st.now_ms), "starts_in");
+      return schedule(st.next_poll_ms || 5000);
+    }
     if (place.position !== st.queue_number) {
       place.position = st.queue_number;
       place.firstAhead = st.ahead;
@@ -207,6 +244,7 @@
     return call("POST", "/generate_token", { event_id: eventId, request_id: place.id }).then(function (r) {
       if (r.status === 200 && r.data.access_token) return admitted(st, r.data);
       if (r.status === 202) return schedule(1000); // the counter we saw ran ahead of the store
+      if (r.status === 410 && r.data.code === "event_closed") return render("closed", st);
       if (r.status === 410) return render(r.data.code === "session_ended" ? "ended" : "expired", st);
       if (r.status === 404 && r.data.code === "unknown_event") return render("unknown");
       if (r.status === 404) {
@@ -260,16 +298,18 @@
     schedule(wait);
     if (failures >= OFFLINE_AFTER_FAILURES) {
       render("offline", last);
-      startCountdown(Date.now() + wait);
+      startCountdown(Date.now() + wait, "retry_in");
     }
   }
 
-  // Shows the seconds left before the next automatic try, so a long backoff never looks stuck.
-  function startCountdown(at) {
+  // Ticks a countdown in the note line (next retry, opening, start), so a wait never looks
+  // stuck. It stops by itself when the page moves to another state.
+  function startCountdown(at, key) {
+    var owner = state;
     var paint = function () {
       var s = Math.max(0, Math.ceil((at - Date.now()) / 1000));
-      if (state !== "offline") return clearInterval(countdown);
-      $("note").textContent = s > 0 ? t("retry_in", { s: s }, s) : S.retrying;
+      if (state !== owner) return clearInterval(countdown);
+      $("note").textContent = s > 0 ? t(key, { s: s, left: duration(s) }, s) : S.retrying;
       if (s <= 0) clearInterval(countdown);
     };
     clearInterval(countdown);
@@ -277,16 +317,24 @@
     paint();
   }
 
+  function duration(s) {
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h > 0 ? h + ":" + two(m) + ":" + two(sec) : m + ":" + two(sec);
+  }
+
   // ---- drawing -------------------------------------------------------------------------
 
   var TITLES = {
     joining: "joining_title", waiting: "waiting_title", paused: "paused_title",
     admitted: "admitted_title", expired: "expired_title", ended: "ended_title",
-    unknown: "unknown_title", offline: "offline_title"
+    unknown: "unknown_title", offline: "offline_title", not_open: "not_open_title",
+    prequeue: "prequeue_title", closed: "closed_title"
   };
   var LEADS = {
     joining: "joining_body", waiting: "intro", paused: "paused_body", expired: "expired_body",
-    ended: "ended_body", unknown: "unknown_body", offline: "offline_body", admitted: ""
+    ended: "ended_body", unknown: "unknown_body", offline: "offline_body", admitted: "",
+    not_open: "not_open_body_unknown", prequeue: "prequeue_body_unknown", closed: "closed_body"
   };
 
   // One function paints every state, so the page can never show two states at once.
@@ -380,7 +428,8 @@
 
     // Browsers slow timers in background tabs: catch up as soon as the visitor looks again.
     document.addEventListener("visibilitychange", function () {
-      var live = state === "waiting" || state === "paused" || state === "offline" || state === "joining";
+      var live = state === "waiting" || state === "paused" || state === "offline" || state === "joining" ||
+        state === "not_open" || state === "prequeue";
       if (document.visibilityState === "visible" && live) tick();
     });
     tick();

@@ -45,6 +45,19 @@ window.WR_STRINGS = {
   ended_body: "The access you were given is no longer valid. You can join the line again.",
   rejoin: "Join the line again",
 
+  not_open_title: "The waiting room opens soon",
+  not_open_body: "The line opens at {time}. Keep this page open: it joins the line for you at the opening.",
+  not_open_body_unknown: "The line isn't open yet. Keep this page open: it joins the line for you as soon as it opens.",
+  opens_in: "Opens in {left}",
+
+  prequeue_title: "You're in the pre-queue",
+  prequeue_body: "Everyone who joins before {time} gets a random place in line at the start, so there's no need to rush or refresh. Your place is drawn then.",
+  prequeue_body_unknown: "Everyone who joins before the start gets a random place in line, so there's no need to rush or refresh.",
+  starts_in: "The draw is in {left}",
+
+  closed_title: "This event is over",
+  closed_body: "The waiting room for this event has closed. Thank you for your patience.",
+
   unknown_title: "We can't find this waiting room",
   unknown_body: "The link may be wrong or the event may be over. Check the address you were given.",
   missing_event: "This link doesn't say which event to wait for.",
