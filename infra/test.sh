@@ -17,3 +17,6 @@ cargo test --workspace
 step "README walk-through against a local server"
 cargo build -p waiting-room
 bash infra/walkthrough.sh
+
+step "browser: visitor page and control panel in headless Chromium"
+WR_BIN=target/debug/waiting-room bash tests/browser/run.sh
