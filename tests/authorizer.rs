@@ -195,3 +195,138 @@ async fn the_http_authorize_route_matches_the_lambda_decision() {
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     assert_eq!(forged.body["code"], "token_malformed");
 }
+
+mod breaker {
+    use std::time::Duration;
+
+    use axum::http::{Method, StatusCode};
+    use waiting_room_core::breaker::BreakerState;
+    use waiting_room_core::http::{AdminAuth, router};
+    use waiting_room_core::ports::Clock;
+    use waiting_room_core::service::CacheSettings;
+    use waiting_room_tests::*;
+
+    /// A room whose store can fail, with a token issued while it was healthy.
+    async fn admitted_on_a_faulty_store(
+        fail_open: bool,
+    ) -> (
+        axum::Router,
+        std::sync::Arc<
+            waiting_room_core::adapters::InstrumentedStore<
+                waiting_room_core::adapters::MemoryStore,
+            >,
+        >,
+        std::sync::Arc<waiting_room_core::adapters::ManualClock>,
+        std::sync::Arc<waiting_room_core::WaitingRoom>,
+        String,
+    ) {
+        // Configs are cached (as on a warm Lambda), counters are not.
+        let cache = CacheSettings {
+            config_ttl: Duration::from_secs(3600),
+            counters_ttl: Duration::ZERO,
+        };
+        let (room, store, clock) = instrumented_room(Duration::ZERO, cache).await;
+        let mut config = room.event(&event("demo")).await.unwrap();
+        config.authorizer_fail_open = fail_open;
+        room.update_event(config, "test").await.unwrap();
+        let app = router(room.clone(), AdminAuth::Key(ADMIN_KEY.into()));
+        let id = enqueue(&app, "demo").await;
+        let batch = vec![waiting_room_core::domain::EnqueueRequest {
+            event_id: event("demo"),
+            request_id: id,
+            entry_time_ms: 0,
+        }];
+        // The memory buffer of this room is private to it: assign through the consumer directly.
+        room.assign_batch(&batch).await;
+        increment(&app, "demo", 1).await;
+        let token = generate_token(&app, "demo", &id).await.body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (app, store, clock, room, token)
+    }
+
+    async fn authorize(app: &axum::Router, token: &str) -> Answer {
+        call(
+            app,
+            Method::GET,
+            "/authorize?event_id=demo",
+            None,
+            &[("authorization", token)],
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn fail_closed_refuses_while_the_store_is_down_and_the_breaker_walks_every_state() {
+        let (app, store, clock, room, token) = admitted_on_a_faulty_store(false).await;
+        assert_eq!(authorize(&app, &token).await.status, StatusCode::OK);
+        let breaker = room.revocation_breaker();
+        assert_eq!(breaker.state(clock.now_ms()), BreakerState::Closed);
+
+        store.set_failing(true);
+        for _ in 0..10 {
+            let answer = authorize(&app, &token).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "fail-closed"
+            );
+            assert_eq!(answer.body["code"], "store_unavailable");
+        }
+        assert_eq!(
+            breaker.state(clock.now_ms()),
+            BreakerState::Open,
+            "10 failures in a row"
+        );
+        let calls = store.count("get_request");
+        for _ in 0..5 {
+            assert_eq!(
+                authorize(&app, &token).await.status,
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+        }
+        assert_eq!(
+            store.count("get_request"),
+            calls,
+            "open: the store is left alone"
+        );
+
+        clock.advance_ms(5_000);
+        assert_eq!(breaker.state(clock.now_ms()), BreakerState::HalfOpen);
+        assert_eq!(
+            authorize(&app, &token).await.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the trial fails"
+        );
+        assert_eq!(
+            store.count("get_request"),
+            calls + 1,
+            "exactly one trial call"
+        );
+        assert_eq!(breaker.state(clock.now_ms()), BreakerState::Open);
+
+        store.set_failing(false);
+        clock.advance_ms(5_000);
+        assert_eq!(
+            authorize(&app, &token).await.status,
+            StatusCode::OK,
+            "the trial succeeds"
+        );
+        assert_eq!(breaker.state(clock.now_ms()), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn fail_open_lets_validly_signed_tokens_through_while_revocation_cannot_be_checked() {
+        let (app, store, _clock, _room, token) = admitted_on_a_faulty_store(true).await;
+        store.set_failing(true);
+        for _ in 0..15 {
+            assert_eq!(authorize(&app, &token).await.status, StatusCode::OK);
+        }
+        // The signature is still checked: a forged token is refused whatever the store does.
+        assert_eq!(
+            authorize(&app, "Bearer x.y.z").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}

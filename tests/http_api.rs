@@ -404,7 +404,7 @@ async fn concurrent_polls_collapse_into_one_store_read() {
         config_ttl: Duration::from_secs(60),
         counters_ttl: Duration::from_secs(60),
     };
-    let (room, store) = instrumented_room(Duration::from_millis(20), cache).await;
+    let (room, store, _) = instrumented_room(Duration::from_millis(20), cache).await;
     let app = router(room, AdminAuth::Key("k".into()));
     let polls: Vec<_> = (0..200)
         .map(|_| {

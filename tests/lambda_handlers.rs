@@ -74,7 +74,7 @@ async fn store_faults_fail_the_messages_for_retry_and_lose_nothing() {
         config_ttl: Duration::ZERO,
         counters_ttl: Duration::ZERO,
     };
-    let (room, store) = instrumented_room(Duration::ZERO, cache).await;
+    let (room, store, _) = instrumented_room(Duration::ZERO, cache).await;
     let (a, b, c) = (message("demo"), message("demo"), message("demo"));
     store.set_failing(true);
     let response = handle_sqs_batch(&room, sqs_event([&a, &b, &c])).await;

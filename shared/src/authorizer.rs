@@ -40,16 +40,40 @@ impl WaitingRoom {
         // Claims are signed by us, but a malformed id can only mean a token we never issued.
         let event = EventId::parse(&claims.aud).map_err(|_| TokenError::Malformed)?;
         let request = RequestId::parse(&claims.sub).map_err(|_| TokenError::Malformed)?;
-        let active = self
-            .store()
-            .get_request(&event, &request)
-            .await?
-            .and_then(|r| r.token)
-            .is_some_and(|t| t.status == SessionStatus::Active);
-        if !active {
-            return Err(TokenError::Revoked.into());
+        // An event that no longer exists (or cannot be read) gets no fail-open leniency.
+        let fail_open = match self.cached_config(&event).await {
+            Ok(config) => config.authorizer_fail_open,
+            Err(Error::UnknownEvent) => return Err(TokenError::Revoked.into()),
+            Err(_) => false,
+        };
+        let breaker = self.revocation_breaker();
+        let now = self.now_ms();
+        let lookup = if breaker.allow(now) {
+            let lookup = self.store().get_request(&event, &request).await;
+            breaker.record(lookup.is_ok(), self.now_ms());
+            lookup.map_err(Error::from)
+        } else {
+            Err(Error::Store(crate::ports::StoreError::Unavailable(
+                "revocation checks suspended: circuit breaker open".into(),
+            )))
+        };
+        match lookup {
+            Ok(record) => {
+                let active = record
+                    .and_then(|r| r.token)
+                    .is_some_and(|t| t.status == SessionStatus::Active);
+                if active {
+                    Ok(claims)
+                } else {
+                    Err(TokenError::Revoked.into())
+                }
+            }
+            Err(error) if fail_open => {
+                tracing::warn!(%error, event_id = %event, "revocation unchecked: failing open");
+                Ok(claims)
+            }
+            Err(error) => Err(error),
         }
-        Ok(claims)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod authorizer;
+pub mod breaker;
 pub mod cache;
 pub mod domain;
 pub mod error;

@@ -171,23 +171,29 @@ pub async fn generate_token(router: &Router, event_id: &str, request_id: &Reques
     .await
 }
 
-/// A room on an [`InstrumentedStore`] (to count calls or inject faults) with one event `demo`.
+/// A room on an [`InstrumentedStore`] (to count calls or inject faults) with one event `demo`,
+/// on a manual clock.
 pub async fn instrumented_room(
     latency: Duration,
     cache: CacheSettings,
-) -> (Arc<WaitingRoom>, Arc<InstrumentedStore<MemoryStore>>) {
+) -> (
+    Arc<WaitingRoom>,
+    Arc<InstrumentedStore<MemoryStore>>,
+    Arc<ManualClock>,
+) {
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
     let store = Arc::new(InstrumentedStore::new(MemoryStore::new()).with_latency(latency));
     let keys = KeyRing::new(
         SigningKey::generate(KeyAlgorithm::EdDSA).expect("key generation"),
         vec![],
     );
     let room = Arc::new(
-        WaitingRoom::new(store.clone(), Arc::new(SystemClock), cache)
+        WaitingRoom::new(store.clone(), clock.clone(), cache)
             .with_buffer(Arc::new(MemoryBuffer::new(100)))
             .with_tokens(TokenIssuer::new(Arc::new(keys), "test")),
     );
     room.ensure_event(EventConfig::new(event("demo")))
         .await
         .expect("event");
-    (room, store)
+    (room, store, clock)
 }

@@ -91,6 +91,11 @@ pub struct EventConfig {
     /// The pre-queue draw, recorded when the sale starts so anyone can replay it.
     #[serde(default)]
     pub draw: Option<Draw>,
+    /// When the authorizer cannot check revocation (store down, breaker open): let tokens
+    /// with a valid signature through (`true`), or refuse them with a 503 (`false`, the
+    /// default: a completed or abandoned session stays shut out).
+    #[serde(default)]
+    pub authorizer_fail_open: bool,
 }
 
 /// Times (ms since the epoch) that shape an event; all optional.
@@ -137,6 +142,7 @@ impl EventConfig {
             rate_limit_per_min: None,
             safety_net: false,
             draw: None,
+            authorizer_fail_open: false,
         }
     }
 

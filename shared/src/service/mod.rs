@@ -9,6 +9,7 @@ mod visitor;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::breaker::{BreakerSettings, CircuitBreaker};
 use crate::cache::TtlCache;
 use crate::domain::{EventConfig, EventCounters, EventId, eta};
 use crate::error::Error;
@@ -57,6 +58,8 @@ pub struct WaitingRoom {
     tokens: Option<TokenIssuer>,
     configs: TtlCache<EventId, Option<EventConfig>>,
     views: TtlCache<EventId, Option<EventView>>,
+    /// Guards the authorizer's revocation lookups.
+    revocations: CircuitBreaker,
 }
 
 impl WaitingRoom {
@@ -68,7 +71,18 @@ impl WaitingRoom {
             tokens: None,
             configs: TtlCache::new(cache.config_ttl),
             views: TtlCache::new(cache.counters_ttl),
+            revocations: CircuitBreaker::new(BreakerSettings::default()),
         }
+    }
+
+    /// Replaces the revocation breaker's settings (tests, tuning).
+    pub fn with_breaker(mut self, settings: BreakerSettings) -> Self {
+        self.revocations = CircuitBreaker::new(settings);
+        self
+    }
+
+    pub fn revocation_breaker(&self) -> &CircuitBreaker {
+        &self.revocations
     }
 
     /// Lets the room take visitors in (enqueue).
@@ -104,7 +118,7 @@ impl WaitingRoom {
     }
 
     /// The event's config from the in-process cache.
-    async fn cached_config(&self, event_id: &EventId) -> Result<EventConfig, Error> {
+    pub(crate) async fn cached_config(&self, event_id: &EventId) -> Result<EventConfig, Error> {
         self.configs
             .get_or_load(event_id, || async {
                 self.store.get_event(event_id).await.map_err(Error::from)

@@ -28,6 +28,7 @@ pub struct NewEvent {
     pub schedule: Option<Schedule>,
     pub rate_limit_per_min: Option<u64>,
     pub safety_net: Option<bool>,
+    pub authorizer_fail_open: Option<bool>,
 }
 
 impl NewEvent {
@@ -57,6 +58,9 @@ impl NewEvent {
         config.rate_limit_per_min = self.rate_limit_per_min;
         if let Some(safety_net) = self.safety_net {
             config.safety_net = safety_net;
+        }
+        if let Some(fail_open) = self.authorizer_fail_open {
+            config.authorizer_fail_open = fail_open;
         }
         config
     }
@@ -392,6 +396,9 @@ fn describe(config: &EventConfig) -> String {
     }
     if config.safety_net {
         parts.push("safety net".into());
+    }
+    if config.authorizer_fail_open {
+        parts.push("authorizer fails open".into());
     }
     let Schedule {
         prequeue_at_ms,
