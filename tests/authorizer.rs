@@ -165,6 +165,16 @@ async fn the_http_authorize_route_matches_the_lambda_decision() {
     .await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.body["sub"], request_id.as_str());
+    // Envoy's ext_authz appends the original path to the check URL.
+    let envoy = call(
+        &app,
+        Method::GET,
+        "/authorize/orders/42?event_id=demo",
+        None,
+        &[("authorization", &token)],
+    )
+    .await;
+    assert_eq!(envoy.status, StatusCode::OK);
     // Without "Bearer " too, as the DESIGN allows.
     let bare = call(
         &app,

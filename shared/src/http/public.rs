@@ -64,6 +64,8 @@ pub fn token_routes() -> Router<Arc<WaitingRoom>> {
         .route("/public_key", get(public_key))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/authorize", get(authorize))
+        // Envoy's ext_authz appends the original request path to the check URL.
+        .route("/authorize/{*path}", get(authorize))
 }
 
 async fn assign_queue_num(
