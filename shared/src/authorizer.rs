@@ -10,6 +10,7 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use serde_json::{Value, json};
 
+use crate::breaker::BreakerState;
 use crate::domain::{EventId, RequestId, SessionStatus};
 use crate::error::Error;
 use crate::service::WaitingRoom;
@@ -28,6 +29,22 @@ impl WaitingRoom {
     /// Accepts a token for `event_id` (or for any event when `None`): signature by a known key,
     /// issuer, time window, access use, audience, and not revoked (session still active).
     pub async fn authorize(
+        &self,
+        authorization: Option<&str>,
+        event_id: Option<&EventId>,
+    ) -> Result<Claims, Error> {
+        let decision = self.decide(authorization, event_id).await;
+        match &decision {
+            Ok(_) => crate::metrics::add("tokens_validated_total", 1),
+            Err(Error::Token(reason)) => {
+                crate::metrics::add_labelled("tokens_rejected_total", "reason", reason.code())
+            }
+            Err(_) => crate::metrics::add("authorizer_unavailable_total", 1),
+        }
+        decision
+    }
+
+    async fn decide(
         &self,
         authorization: Option<&str>,
         event_id: Option<&EventId>,
@@ -51,6 +68,12 @@ impl WaitingRoom {
         let lookup = if breaker.allow(now) {
             let lookup = self.store().get_request(&event, &request).await;
             breaker.record(lookup.is_ok(), self.now_ms());
+            crate::metrics::set_gauge(
+                "revocation_breaker_open",
+                f64::from(u8::from(
+                    breaker.state(self.now_ms()) != BreakerState::Closed,
+                )),
+            );
             lookup.map_err(Error::from)
         } else {
             Err(Error::Store(crate::ports::StoreError::Unavailable(

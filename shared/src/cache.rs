@@ -69,13 +69,16 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     {
         let slot = self.slot(key);
         if let Some(value) = slot.fresh(self.ttl) {
+            crate::metrics::add("cache_hits_total", 1);
             return Ok(value);
         }
         let _loading = slot.loading.lock().await;
         // Whoever held the lock before us may have just loaded it.
         if let Some(value) = slot.fresh(self.ttl) {
+            crate::metrics::add("cache_hits_total", 1);
             return Ok(value);
         }
+        crate::metrics::add("cache_misses_total", 1);
         let value = load().await?;
         if let Ok(mut stored) = slot.value.lock() {
             *stored = Some((Instant::now(), value.clone()));

@@ -76,7 +76,12 @@ impl LocalRoom {
 
     /// The full router: public API, admin API and the embedded pages.
     pub fn router(&self) -> axum::Router {
-        http::router(self.room.clone(), self.auth.clone()).merge(crate::web::routes())
+        http::router(self.room.clone(), self.auth.clone())
+            .merge(crate::web::routes())
+            .route(
+                "/metrics",
+                axum::routing::get(|| async { crate::metrics::prometheus() }),
+            )
     }
 
     /// Serves until `shutdown` completes, with the consumer and strategy runner alongside.

@@ -51,6 +51,10 @@ impl WaitingRoom {
             }
         }
         report.failed.sort_unstable();
+        crate::metrics::add("positions_assigned_total", report.assigned);
+        crate::metrics::add("redeliveries_total", report.duplicates);
+        crate::metrics::add("messages_dropped_total", report.dropped);
+        crate::metrics::add("messages_failed_total", report.failed.len() as u64);
         report
     }
 

@@ -119,6 +119,7 @@ impl WaitingRoom {
             entry_time_ms: now,
         };
         self.buffer()?.send(&request).await?;
+        crate::metrics::add("enqueued_total", 1);
         tracing::debug!(event_id = %event_id, request_id = %request.request_id, "enqueued");
         Ok(request.request_id)
     }
@@ -141,6 +142,7 @@ impl WaitingRoom {
         };
         match self.store.redeem_code(event_id, code, &request).await? {
             crate::ports::RedeemOutcome::Redeemed => {
+                crate::metrics::add("codes_redeemed_total", 1);
                 tracing::info!(event_id = %event_id, request_id = %request.request_id, "code redeemed");
                 Ok(request.request_id)
             }
@@ -269,6 +271,7 @@ impl WaitingRoom {
             .await?
         {
             ClaimOutcome::Claimed(token) => {
+                crate::metrics::add("tokens_issued_total", 1);
                 tracing::info!(event_id = %event_id, request_id = %request_id, place, "token issued");
                 self.views.invalidate(event_id);
                 Self::existing_token(token, now)
