@@ -207,6 +207,29 @@ impl KeyRing {
         Self { keys }
     }
 
+    /// Reads a key secret: a PEM private key, or during a rotation
+    /// `{"current": "<pem>", "previous": ["<pem>", ...]}` (the previous keys only verify).
+    pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
+        #[derive(serde::Deserialize)]
+        struct Rotating {
+            current: String,
+            #[serde(default)]
+            previous: Vec<String>,
+        }
+        let trimmed = secret.trim();
+        if !trimmed.starts_with('{') {
+            return Ok(Self::new(SigningKey::from_pem(trimmed)?, vec![]));
+        }
+        let rotating: Rotating = serde_json::from_str(trimmed)
+            .map_err(|e| KeyError::Rejected(format!("key secret: {e}")))?;
+        let previous = rotating
+            .previous
+            .iter()
+            .map(|pem| SigningKey::from_pem(pem))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(SigningKey::from_pem(&rotating.current)?, previous))
+    }
+
     pub fn current(&self) -> &SigningKey {
         &self.keys[0]
     }
@@ -244,6 +267,24 @@ mod tests {
         ));
         let bogus = pem_encode("PRIVATE KEY", b"not a key");
         assert!(SigningKey::from_pem(&bogus).is_err());
+    }
+
+    #[test]
+    fn a_secret_holds_one_key_or_a_rotation() {
+        let current = SigningKey::generate(KeyAlgorithm::EdDSA).unwrap();
+        let previous = SigningKey::generate(KeyAlgorithm::RS256).unwrap();
+        let single = KeyRing::from_secret(current.private_pem()).unwrap();
+        assert_eq!(single.current().kid, current.kid);
+        let rotating = serde_json::json!({
+            "current": current.private_pem(),
+            "previous": [previous.private_pem()],
+        })
+        .to_string();
+        let ring = KeyRing::from_secret(&rotating).unwrap();
+        assert_eq!(ring.current().kid, current.kid, "the new key signs");
+        assert!(ring.find(&previous.kid).is_some(), "the old key still verifies");
+        assert!(KeyRing::from_secret("{\"current\": 5}").is_err());
+        assert!(KeyRing::from_secret("not a key").is_err());
     }
 
     #[test]
