@@ -935,3 +935,49 @@ async fn each_lambda_router_serves_only_its_own_routes() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn over_tcp_a_client_joining_in_a_loop_is_slowed_with_429() {
+    use waiting_room_core::http::ClientLimit;
+    let mut settings = LocalSettings::new(
+        ADMIN_KEY.into(),
+        SigningKey::generate(KeyAlgorithm::EdDSA).unwrap(),
+    );
+    settings.events = vec![event("demo")];
+    settings.client_limit = Some(ClientLimit {
+        burst: 3.0,
+        per_second: 0.1,
+    });
+    let local = LocalRoom::build(settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let join = || {
+        http.post(format!("{base}/assign_queue_num"))
+            .json(&json!({"event_id": "demo"}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(join().await.unwrap().status(), 202);
+    }
+    let limited = join().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "10");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // Polling is not limited: a visitor in line may poll as the page asks.
+    for _ in 0..30 {
+        let poll = http
+            .get(format!("{base}/serving_num?event_id=demo"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(poll.status(), 200);
+    }
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

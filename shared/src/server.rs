@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::adapters::{MemoryBuffer, MemoryStore, SystemClock};
 use crate::domain::{EventConfig, EventId};
 use crate::error::Error;
-use crate::http::{self, AdminAuth};
+use crate::http::{self, AdminAuth, ClientLimit};
 use crate::ports::Clock;
 use crate::service::{CacheSettings, WaitingRoom, run_memory_consumer, run_strategy_loop};
 use crate::token::{KeyRing, SigningKey, TokenIssuer};
@@ -27,6 +27,8 @@ pub struct LocalSettings {
     pub strategy_every: Duration,
     pub cache: CacheSettings,
     pub clock: Arc<dyn Clock>,
+    /// Joins per client address; `None` for no limit.
+    pub client_limit: Option<ClientLimit>,
 }
 
 impl LocalSettings {
@@ -39,6 +41,7 @@ impl LocalSettings {
             strategy_every: Duration::from_secs(2),
             cache: CacheSettings::default(),
             clock: Arc::new(SystemClock),
+            client_limit: Some(ClientLimit::default()),
         }
     }
 }
@@ -50,6 +53,7 @@ pub struct LocalRoom {
     pub store: MemoryStore,
     auth: AdminAuth,
     strategy_every: Duration,
+    client_limit: Option<ClientLimit>,
 }
 
 impl LocalRoom {
@@ -71,17 +75,20 @@ impl LocalRoom {
             store,
             auth: AdminAuth::Key(settings.admin_key.into()),
             strategy_every: settings.strategy_every,
+            client_limit: settings.client_limit,
         })
     }
 
     /// The full router: public API, admin API and the embedded pages.
     pub fn router(&self) -> axum::Router {
-        http::router(self.room.clone(), self.auth.clone())
-            .merge(crate::web::routes())
-            .route(
-                "/metrics",
-                axum::routing::get(|| async { crate::metrics::prometheus() }),
-            )
+        let api = match self.client_limit {
+            Some(limit) => http::limited_router(self.room.clone(), self.auth.clone(), limit),
+            None => http::router(self.room.clone(), self.auth.clone()),
+        };
+        api.merge(crate::web::routes()).route(
+            "/metrics",
+            axum::routing::get(|| async { crate::metrics::prometheus() }),
+        )
     }
 
     /// Serves until `shutdown` completes, with the consumer and strategy runner alongside.
@@ -92,7 +99,11 @@ impl LocalRoom {
     ) -> std::io::Result<()> {
         let consumer = tokio::spawn(run_memory_consumer(self.room.clone(), self.buffer.clone()));
         let runner = tokio::spawn(run_strategy_loop(self.room.clone(), self.strategy_every));
-        let result = axum::serve(listener, self.router())
+        // The peer address feeds the per-client join limit.
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         consumer.abort();

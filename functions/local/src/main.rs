@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use waiting_room_core::domain::EventId;
+use waiting_room_core::http::ClientLimit;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
 
@@ -60,6 +61,13 @@ struct ServeArgs {
     /// Seconds between two passes of the strategy runner.
     #[arg(long, env = "WR_STRATEGY_EVERY", default_value_t = 2)]
     strategy_every: u64,
+    /// Joins (enqueue, code redemption) refilled per second per client address; 0 turns the
+    /// limit off (e.g. for load tests from one address).
+    #[arg(long, env = "WR_JOIN_RATE", default_value_t = 2.0)]
+    join_rate: f64,
+    /// Joins a client address may make at once.
+    #[arg(long, env = "WR_JOIN_BURST", default_value_t = 20.0)]
+    join_burst: f64,
 }
 
 #[tokio::main]
@@ -130,6 +138,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     settings.issuer = args.issuer.clone();
     settings.events = events;
     settings.strategy_every = Duration::from_secs(args.strategy_every.max(1));
+    settings.client_limit = (args.join_rate > 0.0).then_some(ClientLimit {
+        burst: args.join_burst.max(1.0),
+        per_second: args.join_rate,
+    });
     let local = LocalRoom::build(settings)
         .await
         .map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cacheable;
+pub mod client_limit;
 pub mod error;
 pub mod extract;
 pub mod public;
@@ -15,6 +16,7 @@ use axum::http::{Method, header};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use admin::AdminAuth;
+pub use client_limit::{ClientLimit, ClientLimiter};
 use error::ApiError;
 
 use crate::service::WaitingRoom;
@@ -42,9 +44,24 @@ pub fn admin_router(room: Arc<WaitingRoom>, auth: AdminAuth) -> Router {
     finish(admin::routes(auth), room)
 }
 
-/// Public and admin routes together (the local server).
+/// Public and admin routes together.
 pub fn router(room: Arc<WaitingRoom>, auth: AdminAuth) -> Router {
     finish(public::routes().merge(admin::routes(auth)), room)
+}
+
+/// Public and admin routes with a per-client limit on joining the line (the local server,
+/// which has no API Gateway in front of it).
+pub fn limited_router(room: Arc<WaitingRoom>, auth: AdminAuth, limit: ClientLimit) -> Router {
+    let limiter = ClientLimiter::new(limit);
+    let joins =
+        public::enqueue_routes().route_layer(axum::middleware::from_fn(move |request, next| {
+            limiter.clone().check(request, next)
+        }));
+    let routes = joins
+        .merge(public::read_routes())
+        .merge(public::token_routes())
+        .merge(admin::routes(auth));
+    finish(routes, room)
 }
 
 fn finish(routes: Router<Arc<WaitingRoom>>, room: Arc<WaitingRoom>) -> Router {
