@@ -1,14 +1,21 @@
-//! The non-HTTP Lambda entry points, as plain async functions over the room: the SQS batch
-//! consumer and the scheduled strategy runner. The binaries in `functions/` only wire them to
-//! `lambda_runtime`.
+//! What the Lambda binaries share: the non-HTTP entry points as plain async functions over the
+//! room (the SQS batch consumer, the scheduled strategy runner), JSON logs, CloudWatch metrics,
+//! and the IAM caller API Gateway verified. The binaries in `functions/` only wire these to
+//! `lambda_runtime` / `lambda_http`.
 
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::Serialize;
 
 use crate::domain::EnqueueRequest;
+use crate::http::admin::Actor;
 use crate::service::WaitingRoom;
 
 /// Assigns positions to one SQS batch. Messages the store could not take, and messages that
@@ -96,4 +103,53 @@ pub async fn handle_schedule(
         }
         tokio::time::sleep_until(next).await;
     }
+}
+
+/// Structured logs as one JSON object per line, which CloudWatch Logs Insights queries by field.
+/// The level comes from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time() // CloudWatch stamps every line
+        .with_target(false)
+        .init();
+}
+
+/// CloudWatch namespace of the room's metrics.
+pub const METRICS_NAMESPACE: &str = "WaitingRoom";
+
+/// Writes what the counters did since the last call as one CloudWatch EMF line on stdout
+/// (CloudWatch turns it into metrics; no API call, no extra latency).
+pub fn flush_metrics(function: &str, now_ms: i64) {
+    if let Some(document) = crate::metrics::emf_flush(METRICS_NAMESPACE, function, now_ms) {
+        println!("{document}");
+    }
+}
+
+/// The IAM caller API Gateway verified for this request (AWS_IAM authorization), from the
+/// request context `lambda_http` attaches: REST APIs put it in the identity, HTTP APIs in the
+/// authorizer.
+pub fn gateway_caller<B>(request: &axum::http::Request<B>) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(context) => context.identity.user_arn.clone(),
+        RequestContext::ApiGatewayV2(context) => {
+            context.authorizer.as_ref()?.iam.as_ref()?.user_arn.clone()
+        }
+        // Only API Gateway verifies IAM callers.
+        _ => None,
+    }
+}
+
+/// Middleware for the admin Lambda: the verified IAM caller becomes the request's [`Actor`],
+/// which [`crate::http::AdminAuth::Gateway`] accepts. Nothing a client sends can set it.
+pub async fn gateway_identity(mut request: Request, next: Next) -> Response {
+    if let Some(arn) = gateway_caller(&request) {
+        request.extensions_mut().insert(Actor(arn));
+    }
+    next.run(request).await
 }
