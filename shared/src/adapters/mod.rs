@@ -5,9 +5,11 @@
 pub mod aws;
 pub mod buffer;
 pub mod clock;
+pub mod dynamodb;
 pub mod memory;
 
 pub use aws::{AwsConfig, AwsSettings};
 pub use buffer::MemoryBuffer;
 pub use clock::{ManualClock, SystemClock};
+pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
