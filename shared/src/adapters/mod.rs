@@ -7,9 +7,11 @@ pub mod buffer;
 pub mod clock;
 pub mod dynamodb;
 pub mod memory;
+pub mod sqs;
 
 pub use aws::{AwsConfig, AwsSettings};
 pub use buffer::MemoryBuffer;
 pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
+pub use sqs::SqsBuffer;
