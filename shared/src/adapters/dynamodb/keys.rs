@@ -384,6 +384,26 @@ pub(super) fn reown_request(
     )
 }
 
+/// Gives up a claim that has no position yet (its batch failed): a claim dated 0 is stale at
+/// once, so the redelivery takes it over without waiting for the lease.
+pub(super) fn release_claim(
+    event_id: &EventId,
+    request_id: &RequestId,
+    generation: u64,
+    claim_id: &str,
+) -> Update {
+    Update::new(
+        request_key(event_id, request_id),
+        "SET claimed_at_ms = :zero",
+        "claim_id = :claim_id AND generation = :generation AND attribute_not_exists(queue_position)",
+        values([
+            (":zero", num(0)),
+            (":claim_id", string(claim_id)),
+            (":generation", num(generation)),
+        ]),
+    )
+}
+
 const MOVE_QUEUE_COUNTER: &str = "ADD queue_counter :claimed SET queue_changed_at_ms = :now";
 
 /// Phase 2: the one queue counter move of a batch; returns the new counter value.

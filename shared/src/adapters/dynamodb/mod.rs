@@ -1,4 +1,4 @@
-//! The DynamoDB [`Store`]: one table (layout in [`keys`]), counters moved only by atomic `ADD`,
+//! The DynamoDB [`Store`]: one table (layout in `keys.rs`), counters moved only by atomic `ADD`,
 //! every once-only step guarded by a condition, multi-item steps in transactions.
 //!
 //! ## Assigning positions (the one subtle part)
@@ -22,7 +22,9 @@
 //! dies between phases 2 and 3 (or outlives its lease): a gap, never a duplicate. A request
 //! claimed by a consumer that died before phase 2 loses nothing: the redelivered message takes
 //! the claim over once the lease has run out. Requests still in another batch's hands after a
-//! short wait fail the batch with `Unavailable`, so SQS delivers them again later.
+//! short wait fail the batch with `Unavailable`, so SQS delivers them again later. A batch that
+//! fails after claiming (say, throttled past its retries) releases its unnumbered claims, so its
+//! redelivery need not wait for the lease.
 
 mod errors;
 mod items;
@@ -523,36 +525,18 @@ impl DynamoStore {
         };
 
         if !won.is_empty() {
-            let moved = keys::move_queue_counter(event_id, generation, outcome.assigned, now_ms);
-            let last = match self.update(moved).await? {
-                Written::Done(new) => new.number::<u64>(attr::QUEUE_COUNTER)?,
-                Written::ConditionFailed(_) => return Ok(None),
-            };
-            let first = last + 1 - outcome.assigned;
-            let writing: Vec<_> = won
-                .iter()
-                .enumerate()
-                .map(|(offset, request)| {
-                    let position = first + offset as u64;
-                    let write = keys::write_position(
-                        event_id,
-                        &request.request_id,
-                        generation,
-                        &claim_id,
-                        position,
-                    );
-                    async move {
-                        if let Written::ConditionFailed(_) = self.update(write).await? {
-                            tracing::warn!(event_id = %event_id, request_id = %request.request_id, position, "claim taken over before its position was written; position left unused");
-                        }
-                        Ok::<_, StoreError>(())
-                    }
-                })
-                .collect();
-            stream::iter(writing)
-                .buffer_unordered(PARALLEL_WRITES)
-                .try_collect::<()>()
-                .await?;
+            match self
+                .number_claims(event_id, generation, &claim_id, &won, now_ms)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(error) => {
+                    self.release_claims(event_id, generation, &claim_id, &won)
+                        .await;
+                    return Err(error);
+                }
+            }
         }
 
         let in_progress: Vec<RequestId> = requests
@@ -574,6 +558,87 @@ impl DynamoStore {
             outcome.duplicates += count(Claim::InProgress);
         }
         Ok(Some(outcome))
+    }
+
+    /// Phases 2 and 3 for the requests this batch won; `false` when the event was reset.
+    async fn number_claims(
+        &self,
+        event_id: &EventId,
+        generation: u64,
+        claim_id: &str,
+        won: &[&EnqueueRequest],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let count = won.len() as u64;
+        let moved = keys::move_queue_counter(event_id, generation, count, now_ms);
+        // A throttled or conflicting ADD did not apply, so trying again cannot count twice.
+        let mut attempt = 0;
+        let last = loop {
+            match self.update(moved.clone()).await {
+                Ok(Written::Done(new)) => break new.number::<u64>(attr::QUEUE_COUNTER)?,
+                Ok(Written::ConditionFailed(_)) => return Ok(false),
+                Err(StoreError::Throttled) if attempt + 1 < ATTEMPTS => {
+                    pause(attempt).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        let first = last + 1 - count;
+        let writing: Vec<_> = won
+            .iter()
+            .enumerate()
+            .map(|(offset, request)| {
+                let position = first + offset as u64;
+                let write = keys::write_position(
+                    event_id,
+                    &request.request_id,
+                    generation,
+                    claim_id,
+                    position,
+                );
+                async move {
+                    if let Written::ConditionFailed(_) = self.update(write).await? {
+                        tracing::warn!(event_id = %event_id, request_id = %request.request_id, position, "claim taken over before its position was written; position left unused");
+                    }
+                    Ok::<_, StoreError>(())
+                }
+            })
+            .collect();
+        stream::iter(writing)
+            .buffer_unordered(PARALLEL_WRITES)
+            .try_collect::<()>()
+            .await?;
+        Ok(true)
+    }
+
+    /// After a failure, hands this batch's unnumbered claims back at once, so the redelivered
+    /// messages need not wait out the lease. Best effort: if this fails too, the lease expires.
+    async fn release_claims(
+        &self,
+        event_id: &EventId,
+        generation: u64,
+        claim_id: &str,
+        won: &[&EnqueueRequest],
+    ) {
+        let releasing: Vec<_> = won
+            .iter()
+            .map(|request| {
+                self.update(keys::release_claim(
+                    event_id,
+                    &request.request_id,
+                    generation,
+                    claim_id,
+                ))
+            })
+            .collect();
+        let released = stream::iter(releasing)
+            .buffer_unordered(PARALLEL_WRITES)
+            .try_collect::<Vec<_>>()
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, event_id = %event_id, "claims not released; they expire with their lease");
+        }
     }
 
     /// Waits briefly for other batches to write the positions of requests they claimed;
@@ -1254,6 +1319,40 @@ mod tests {
                 .queue_counter,
             3
         );
+        store.delete_table().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn claims_released_by_a_failed_batch_are_taken_over_at_once() {
+        let Some(store) = store_on_moto(DEFAULT_CLAIM_LEASE).await else {
+            return;
+        };
+        let (event_id, requests) = event_with(&store, 2).await;
+        for request in &requests {
+            assert_eq!(
+                store
+                    .claim(&event_id, 0, "failed", request, T0_MS)
+                    .await
+                    .unwrap(),
+                Claim::Won
+            );
+        }
+        // The batch failed before numbering its claims and handed them back.
+        let won: Vec<&EnqueueRequest> = requests.iter().collect();
+        store.release_claims(&event_id, 0, "failed", &won).await;
+        // Redelivered a moment later, well within the lease: no waiting, positions 1 and 2.
+        let outcome = store
+            .assign_positions(&event_id, &requests, T0_MS + 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            AssignOutcome {
+                assigned: 2,
+                duplicates: 0
+            }
+        );
+        assert_eq!(position_of(&store, &event_id, &requests[1]).await, Some(2));
         store.delete_table().await.unwrap();
     }
 
