@@ -30,15 +30,17 @@ answers() {
     [[ "$(curl -s -o /dev/null -w '%{http_code}' "${URL}/moto-api/" 2>/dev/null)" == 200 ]]
 }
 
-# The Python that has moto installed (the one behind moto_server).
+# The Python that has moto installed (pip installs it for python3 below).
 moto_python() {
-    local shebang
-    shebang="$(head -n 1 "$(command -v moto_server)")"
-    if [[ "$shebang" == "#!"*python* ]] && "${shebang#\#!}" -c 'import moto' 2>/dev/null; then
-        echo "${shebang#\#!}"
-    else
-        echo python3
-    fi
+    local py
+    for py in python3 python; do
+        if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import moto.server' 2>/dev/null; then
+            echo "$py"
+            return 0
+        fi
+    done
+    echo "no Python with moto installed found" >&2
+    return 1
 }
 
 start() {
@@ -49,7 +51,11 @@ start() {
     if ! command -v moto_server >/dev/null 2>&1; then
         echo "installing moto[server]..."
         python3 -m pip install --quiet 'moto[server]'
+        command -v pyenv >/dev/null 2>&1 && pyenv rehash
+        hash -r
     fi
+    local python
+    python="$(moto_python)"
     if answers; then
         echo "something else already answers at ${URL}; not starting another moto" >&2
         return 1
@@ -58,7 +64,7 @@ start() {
         nohup moto_server -H "$HOST" -p "$PORT" >"$LOG_FILE" 2>&1 &
     else
         # moto_server's own entry point, with werkzeug's threading turned off.
-        MOTO_PORT="$PORT" nohup "$(moto_python)" -c '
+        MOTO_PORT="$PORT" nohup "$python" -c '
 import sys
 from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
