@@ -30,23 +30,20 @@ mod errors;
 mod items;
 mod keys;
 mod metrics;
+mod table;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure, TableStatus,
-    TimeToLiveSpecification, TransactWriteItem,
-};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use self::errors::{Cancelled, build_error, cancellation, is_condition_failed, store_error};
 use self::items::{EventState, Item, ItemExt, StoredRequest};
-use self::keys::{Put, Query, Update, attr};
+use self::keys::attr;
 pub use self::metrics::CallCounts;
 use self::metrics::CountCalls;
+use self::table::{Table, Tx, Written};
 use super::aws::AwsConfig;
 use crate::domain::{
     EnqueueRequest, EventConfig, EventCounters, EventId, RequestId, ServingIncrement, SessionEnd,
@@ -70,8 +67,7 @@ const SETTLE_PAUSES_MS: [u64; 6] = [50, 100, 200, 400, 800, 1600];
 /// [`Store`] on one DynamoDB table.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
     calls: CountCalls,
     claim_lease_ms: i64,
 }
@@ -79,16 +75,9 @@ pub struct DynamoStore {
 impl std::fmt::Debug for DynamoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DynamoStore")
-            .field("table", &self.table)
+            .field("table", &self.table.name())
             .finish_non_exhaustive()
     }
-}
-
-/// A write's answer when its condition may fail.
-enum Written<T> {
-    Done(T),
-    /// The condition failed; the item as it was, when DynamoDB sent it back.
-    ConditionFailed(Option<Item>),
 }
 
 /// How one claim attempt (phase 1) ended for one request.
@@ -102,11 +91,6 @@ enum Claim {
     NewerGeneration,
 }
 
-enum Tx {
-    Put(Put),
-    Update(Update),
-}
-
 impl DynamoStore {
     /// A store on `table`, reached with `aws`'s region, credentials and endpoint.
     pub fn new(aws: &AwsConfig, table: impl Into<String>) -> Self {
@@ -115,8 +99,7 @@ impl DynamoStore {
             .interceptor(calls.clone())
             .build();
         Self {
-            client: Client::from_conf(config),
-            table: table.into(),
+            table: Table::new(Client::from_conf(config), table.into()),
             calls,
             claim_lease_ms: DEFAULT_CLAIM_LEASE.as_millis() as i64,
         }
@@ -129,7 +112,7 @@ impl DynamoStore {
     }
 
     pub fn table(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 
     /// DynamoDB calls made through this store (and its clones) so far.
@@ -140,246 +123,18 @@ impl DynamoStore {
     /// Creates the table, its indexes and TTL (on AWS the SAM template does this), and waits
     /// until it is active.
     pub async fn create_table(&self) -> Result<(), StoreError> {
-        keys::define_table(self.client.create_table().table_name(&self.table))
-            .map_err(build_error)?
-            .send()
-            .await
-            .map_err(store_error)?;
-        let mut active = false;
-        for _ in 0..120 {
-            let described = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(store_error)?;
-            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                active = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        if !active {
-            return Err(StoreError::Unavailable(format!(
-                "table {} did not become active",
-                self.table
-            )));
-        }
-        let ttl = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(keys::TTL)
-            .build()
-            .map_err(build_error)?;
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(ttl)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.table.create().await
     }
 
     pub async fn delete_table(&self) -> Result<(), StoreError> {
-        self.client
-            .delete_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
-    // ---- plumbing ------------------------------------------------------------------------
-
-    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?
-            .item)
-    }
-
-    /// Several items in one round trip (strongly consistent), in no particular order.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
-            let mut wanted = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(build_error)?;
-            for attempt in 0..ATTEMPTS {
-                let mut answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, wanted)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                if let Some(items) = answer
-                    .responses
-                    .as_mut()
-                    .and_then(|r| r.remove(&self.table))
-                {
-                    found.extend(items);
-                }
-                match answer
-                    .unprocessed_keys
-                    .and_then(|mut left| left.remove(&self.table))
-                    .filter(|left| !left.keys().is_empty())
-                {
-                    None => break,
-                    Some(left) if attempt + 1 < ATTEMPTS => {
-                        wanted = left;
-                        pause(attempt).await;
-                    }
-                    Some(_) => return Err(StoreError::Throttled),
-                }
-            }
-        }
-        Ok(found)
-    }
-
-    async fn put(&self, put: Put) -> Result<Written<()>, StoreError> {
-        let conditional = put.condition.is_some();
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(put.item))
-            .set_condition_expression(put.condition.map(Into::into))
-            .set_expression_attribute_values(non_empty(put.values))
-            .set_return_values_on_condition_check_failure(
-                conditional.then_some(ReturnValuesOnConditionCheckFailure::AllOld),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Written::Done(())),
-            Err(err) if is_condition_failed(&err) => {
-                let old = match err.into_service_error() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item,
-                    _ => None,
-                };
-                Ok(Written::ConditionFailed(old))
-            }
-            Err(err) => Err(store_error(err)),
-        }
-    }
-
-    async fn update(&self, update: Update) -> Result<Written<Item>, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(update.key))
-            .update_expression(update.expression)
-            .set_condition_expression(update.condition.map(Into::into))
-            .set_expression_attribute_values(non_empty(update.values))
-            .set_return_values(update.return_new.then_some(ReturnValue::UpdatedNew))
-            .send()
-            .await;
-        match result {
-            Ok(answer) => Ok(Written::Done(answer.attributes.unwrap_or_default())),
-            Err(err) if is_condition_failed(&err) => Ok(Written::ConditionFailed(None)),
-            Err(err) => Err(store_error(err)),
-        }
-    }
-
-    fn transact_item(&self, op: Tx) -> Result<TransactWriteItem, StoreError> {
-        Ok(match op {
-            Tx::Put(put) => TransactWriteItem::builder()
-                .put(
-                    aws_sdk_dynamodb::types::Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(put.item))
-                        .set_condition_expression(put.condition.map(Into::into))
-                        .set_expression_attribute_values(non_empty(put.values))
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-            Tx::Update(update) => TransactWriteItem::builder()
-                .update(
-                    aws_sdk_dynamodb::types::Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(update.key))
-                        .update_expression(update.expression)
-                        .set_condition_expression(update.condition.map(Into::into))
-                        .set_expression_attribute_values(non_empty(update.values))
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-        })
-    }
-
-    /// All or nothing; `Err(Cancelled)` says which conditions failed or that it lost a race.
-    async fn transact(&self, ops: Vec<Tx>) -> Result<Result<(), Cancelled>, StoreError> {
-        let items = ops
-            .into_iter()
-            .map(|op| self.transact_item(op))
-            .collect::<Result<Vec<_>, _>>()?;
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => cancellation(err).map(Err),
-        }
-    }
-
-    /// One page of a query, and where the next starts.
-    async fn query_page(
-        &self,
-        query: &Query,
-        start: Option<Item>,
-    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
-        let answer = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(query.index.map(Into::into))
-            .key_condition_expression(query.key_condition)
-            .set_expression_attribute_values(non_empty(query.values.clone()))
-            .scan_index_forward(query.forward)
-            .set_limit(query.limit)
-            // Indexes cannot be read consistently; the table can.
-            .consistent_read(query.index.is_none())
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok((answer.items.unwrap_or_default(), answer.last_evaluated_key))
-    }
-
-    async fn query_all(&self, query: Query) -> Result<Vec<Item>, StoreError> {
-        let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let (items, next) = self.query_page(&query, start).await?;
-            all.extend(items);
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.table.delete().await
     }
 
     // ---- reads the operations share ------------------------------------------------------
 
     async fn event_state(&self, event_id: &EventId) -> Result<Option<EventState>, StoreError> {
-        self.get(keys::event_key(event_id))
+        self.table
+            .get(keys::event_key(event_id))
             .await?
             .map(|item| EventState::try_from(&item))
             .transpose()
@@ -395,6 +150,7 @@ impl DynamoStore {
         let event_key = keys::event_key(event_id);
         let request_key = keys::request_key(event_id, request_id);
         let found = self
+            .table
             .batch_get(vec![event_key.clone(), request_key.clone()])
             .await?;
         let is = |item: &Item, key: &Item| item.get(keys::PK) == key.get(keys::PK);
@@ -418,6 +174,7 @@ impl DynamoStore {
         position: u64,
     ) -> Result<Option<ServingIncrement>, StoreError> {
         let (items, _) = self
+            .table
             .query_page(&keys::increment_for(event_id, generation, position), None)
             .await?;
         items
@@ -448,12 +205,16 @@ impl DynamoStore {
                 request.entry_time_ms,
                 now_ms,
             );
-            let old = match self.put(put).await? {
+            let old = match self.table.put(put).await? {
                 Written::Done(()) => return Ok(Claim::Won),
                 Written::ConditionFailed(Some(old)) => old,
                 // Not sent back (an older DynamoDB or emulator): read it.
                 Written::ConditionFailed(None) => {
-                    match self.get(keys::request_key(event_id, request_id)).await? {
+                    match self
+                        .table
+                        .get(keys::request_key(event_id, request_id))
+                        .await?
+                    {
                         Some(old) => old,
                         None => continue,
                     }
@@ -480,7 +241,7 @@ impl DynamoStore {
             let stale = old.claim_id.unwrap_or_default();
             let take_over =
                 keys::reown_request(event_id, request_id, generation, &stale, claim_id, now_ms);
-            if let Written::Done(_) = self.update(take_over).await? {
+            if let Written::Done(_) = self.table.update(take_over).await? {
                 tracing::info!(event_id = %event_id, request_id = %request_id, "took over an abandoned claim");
                 return Ok(Claim::Won);
             }
@@ -574,7 +335,7 @@ impl DynamoStore {
         // A throttled or conflicting ADD did not apply, so trying again cannot count twice.
         let mut attempt = 0;
         let last = loop {
-            match self.update(moved.clone()).await {
+            match self.table.update(moved.clone()).await {
                 Ok(Written::Done(new)) => break new.number::<u64>(attr::QUEUE_COUNTER)?,
                 Ok(Written::ConditionFailed(_)) => return Ok(false),
                 Err(StoreError::Throttled) if attempt + 1 < ATTEMPTS => {
@@ -598,7 +359,7 @@ impl DynamoStore {
                     position,
                 );
                 async move {
-                    if let Written::ConditionFailed(_) = self.update(write).await? {
+                    if let Written::ConditionFailed(_) = self.table.update(write).await? {
                         tracing::warn!(event_id = %event_id, request_id = %request.request_id, position, "claim taken over before its position was written; position left unused");
                     }
                     Ok::<_, StoreError>(())
@@ -624,7 +385,7 @@ impl DynamoStore {
         let releasing: Vec<_> = won
             .iter()
             .map(|request| {
-                self.update(keys::release_claim(
+                self.table.update(keys::release_claim(
                     event_id,
                     &request.request_id,
                     generation,
@@ -652,6 +413,7 @@ impl DynamoStore {
         for pause_ms in SETTLE_PAUSES_MS {
             tokio::time::sleep(Duration::from_millis(pause_ms)).await;
             let found = self
+                .table
                 .batch_get(
                     waiting
                         .iter()
@@ -701,7 +463,7 @@ impl DynamoStore {
             ops.push(Tx::Update(keys::count_expired_tokens(
                 event_id, generation, count,
             )));
-            match self.transact(ops).await? {
+            match self.table.transact(ops).await? {
                 Ok(()) => return Ok(Some(count)),
                 Err(cancelled) => {
                     if cancelled.failed_conditions.contains(&event_index) {
@@ -730,6 +492,7 @@ impl DynamoStore {
         // Marking first: a marked request can no longer claim, so the count below stays true.
         for shard in keys::shards() {
             let unclaimed = self
+                .table
                 .query_all(keys::unclaimed_between(
                     event_id,
                     generation,
@@ -740,7 +503,10 @@ impl DynamoStore {
                 .await?;
             let marking: Vec<_> = unclaimed
                 .iter()
-                .map(|item| self.update(keys::expire_position(keys::base_key(item), generation)))
+                .map(|item| {
+                    self.table
+                        .update(keys::expire_position(keys::base_key(item), generation))
+                })
                 .collect();
             stream::iter(marking)
                 .buffer_unordered(PARALLEL_WRITES)
@@ -758,14 +524,14 @@ impl DynamoStore {
                 current.claimed,
                 expired,
             );
-            match self.transact(ops.map(Tx::Update).into()).await? {
+            match self.table.transact(ops.map(Tx::Update).into()).await? {
                 Ok(()) => return Ok(Some(expired)),
                 Err(cancelled) => {
                     if cancelled.failed_conditions.contains(&1) {
                         return Ok(None);
                     }
                     let key = keys::increment_key(event_id, generation, current.serving_counter);
-                    match self.get(key).await? {
+                    match self.table.get(key).await? {
                         None => return Ok(Some(0)),
                         Some(item) => current = ServingIncrement::try_from(&item)?,
                     }
@@ -787,7 +553,7 @@ impl Store for DynamoStore {
     async fn create_event(&self, config: &EventConfig, now_ms: i64) -> Result<bool, StoreError> {
         for attempt in 0..ATTEMPTS {
             let ops = keys::create_event(config, now_ms).map(Tx::Put).into();
-            match self.transact(ops).await? {
+            match self.table.transact(ops).await? {
                 Ok(()) => return Ok(true),
                 Err(cancelled) if !cancelled.failed_conditions.is_empty() => return Ok(false),
                 Err(_) => pause(attempt).await,
@@ -798,13 +564,14 @@ impl Store for DynamoStore {
 
     async fn update_event(&self, config: &EventConfig) -> Result<bool, StoreError> {
         Ok(matches!(
-            self.update(keys::update_event(config)).await?,
+            self.table.update(keys::update_event(config)).await?,
             Written::Done(_)
         ))
     }
 
     async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError> {
-        self.get(keys::event_key(event_id))
+        self.table
+            .get(keys::event_key(event_id))
             .await?
             .map(|item| EventConfig::try_from(&item))
             .transpose()
@@ -812,6 +579,7 @@ impl Store for DynamoStore {
 
     async fn list_events(&self) -> Result<Vec<EventConfig>, StoreError> {
         let ids = self
+            .table
             .query_all(keys::catalog())
             .await?
             .iter()
@@ -821,6 +589,7 @@ impl Store for DynamoStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let found = self
+            .table
             .batch_get(ids.iter().map(keys::event_key).collect())
             .await?;
         let mut configs = found
@@ -904,6 +673,7 @@ impl Store for DynamoStore {
                 now_ms,
             );
             match self
+                .table
                 .transact(vec![Tx::Update(counter), Tx::Put(record)])
                 .await?
             {
@@ -947,7 +717,7 @@ impl Store for DynamoStore {
         let mut recent = Vec::new();
         let mut start = None;
         'pages: loop {
-            let (items, next) = self.query_page(&query, start).await?;
+            let (items, next) = self.table.query_page(&query, start).await?;
             for item in &items {
                 let increment = ServingIncrement::try_from(item)?;
                 if increment.at_ms < since_ms {
@@ -1001,7 +771,7 @@ impl Store for DynamoStore {
                 token,
                 keys::keep_claimed_until_s(record.entry_time_ms, token),
             );
-            match self.transact(writes.map(Tx::Update).into()).await? {
+            match self.table.transact(writes.map(Tx::Update).into()).await? {
                 Ok(()) => return Ok(ClaimOutcome::Claimed(token.clone())),
                 // A concurrent claim, a sweep or a reset got there first: reading again tells.
                 Err(cancelled) if cancelled.conflict => pause(attempt).await,
@@ -1032,7 +802,7 @@ impl Store for DynamoStore {
                 return Ok(EndOutcome::AlreadyEnded);
             }
             let writes = keys::end_session(event_id, request_id, state.counters.generation, end);
-            match self.transact(writes.map(Tx::Update).into()).await? {
+            match self.table.transact(writes.map(Tx::Update).into()).await? {
                 Ok(()) => return Ok(EndOutcome::Ended),
                 Err(cancelled) if cancelled.conflict => pause(attempt).await,
                 Err(_) => {}
@@ -1051,7 +821,7 @@ impl Store for DynamoStore {
         let mut due = Vec::new();
         for shard in keys::shards() {
             let query = keys::active_tokens_due(event_id, generation, shard, now_s);
-            for item in self.query_all(query).await? {
+            for item in self.table.query_all(query).await? {
                 match keys::request_id_of(&item) {
                     Some(id) => due.push((keys::base_key(&item), id)),
                     None => {
@@ -1089,7 +859,7 @@ impl Store for DynamoStore {
         let mut swept_through = None;
         let mut start = None;
         'pages: loop {
-            let (items, next) = self.query_page(&query, start).await?;
+            let (items, next) = self.table.query_page(&query, start).await?;
             for item in &items {
                 let increment = ServingIncrement::try_from(item)?;
                 if increment.at_ms >= served_before_ms {
@@ -1110,7 +880,8 @@ impl Store for DynamoStore {
         }
         if let Some(through) = swept_through {
             // Losing this race to another sweeper is fine: the cursor only moves forward.
-            self.update(keys::advance_sweep_cursor(event_id, generation, through))
+            self.table
+                .update(keys::advance_sweep_cursor(event_id, generation, through))
                 .await?;
         }
         Ok(expired)
@@ -1137,7 +908,7 @@ impl Store for DynamoStore {
         let mut items = Vec::new();
         let mut start = None;
         while items.len() < wanted {
-            let (found, next) = self.query_page(&query, start).await?;
+            let (found, next) = self.table.query_page(&query, start).await?;
             for item in &found {
                 let id = RequestId::parse(item.string(attr::EXPIRED_RID)?)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -1160,13 +931,15 @@ impl Store for DynamoStore {
 
     async fn reset_event(&self, event_id: &EventId, now_ms: i64) -> Result<bool, StoreError> {
         Ok(matches!(
-            self.update(keys::reset_event(event_id, now_ms)).await?,
+            self.table
+                .update(keys::reset_event(event_id, now_ms))
+                .await?,
             Written::Done(_)
         ))
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.put(keys::audit_entry(entry)).await?;
+        self.table.put(keys::audit_entry(entry)).await?;
         Ok(())
     }
 
@@ -1182,7 +955,7 @@ impl Store for DynamoStore {
         let mut entries = Vec::new();
         let mut start = None;
         while entries.len() < limit {
-            let (items, next) = self.query_page(&query, start).await?;
+            let (items, next) = self.table.query_page(&query, start).await?;
             for item in &items {
                 entries.push(AuditEntry::try_from(item)?);
             }
@@ -1194,11 +967,6 @@ impl Store for DynamoStore {
         entries.truncate(limit);
         Ok(entries)
     }
-}
-
-/// DynamoDB refuses an empty `ExpressionAttributeValues`.
-fn non_empty(values: Item) -> Option<Item> {
-    (!values.is_empty()).then_some(values)
 }
 
 /// Backs off before retrying a lost race: 10 ms doubling, with jitter so racers spread out.
@@ -1380,12 +1148,12 @@ mod tests {
         // claim is no longer its own, so the request keeps position 1 and position 2 is a gap.
         let moved = keys::move_queue_counter(&event_id, 0, 1, T0_MS + 2_000);
         assert!(matches!(
-            store.update(moved).await.unwrap(),
+            store.table.update(moved).await.unwrap(),
             Written::Done(_)
         ));
         let late = keys::write_position(&event_id, &request.request_id, 0, "slow", 2);
         assert!(matches!(
-            store.update(late).await.unwrap(),
+            store.table.update(late).await.unwrap(),
             Written::ConditionFailed(_)
         ));
         assert_eq!(position_of(&store, &event_id, request).await, Some(1));
