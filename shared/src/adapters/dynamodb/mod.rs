@@ -266,19 +266,31 @@ impl DynamoStore {
             .iter()
             .map(|request| self.claim(event_id, generation, &claim_id, request, now_ms))
             .collect();
-        let claims: Vec<Claim> = stream::iter(claiming)
+        let results: Vec<Result<Claim, StoreError>> = stream::iter(claiming)
             .buffered(PARALLEL_WRITES)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let won: Vec<&EnqueueRequest> = requests
+            .iter()
+            .zip(&results)
+            .filter(|(_, claim)| matches!(claim, Ok(Claim::Won)))
+            .map(|(request, _)| *request)
+            .collect();
+        // Some claims failed: hand back those won, so the redelivery need not wait for them.
+        let claims = match results
+            .into_iter()
+            .collect::<Result<Vec<Claim>, StoreError>>()
+        {
+            Ok(claims) => claims,
+            Err(error) => {
+                self.release_claims(event_id, generation, &claim_id, &won)
+                    .await;
+                return Err(error);
+            }
+        };
         if claims.contains(&Claim::NewerGeneration) {
             return Ok(None);
         }
-        let won: Vec<&EnqueueRequest> = requests
-            .iter()
-            .zip(&claims)
-            .filter(|(_, claim)| **claim == Claim::Won)
-            .map(|(request, _)| *request)
-            .collect();
         let count = |wanted: Claim| claims.iter().filter(|c| **c == wanted).count() as u64;
         let mut outcome = AssignOutcome {
             assigned: won.len() as u64,
