@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::Serialize;
 
 use crate::domain::EnqueueRequest;
@@ -111,8 +111,7 @@ pub fn init_tracing() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_current_span(false)
         .without_time() // CloudWatch stamps every line

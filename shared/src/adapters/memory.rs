@@ -24,7 +24,8 @@ struct EventData {
     requests: HashMap<RequestId, RequestRecord>,
     /// Serving moves keyed by the serving counter they reached.
     increments: BTreeMap<u64, ServingIncrement>,
-    /// Active tokens ordered by expiry (seconds), so expiring them touches only the expired ones.
+    /// Active tokens ordered by expiry (JWT `exp`, seconds), so expiring them touches only the
+    /// expired ones.
     active_by_expiry: BTreeSet<(i64, RequestId)>,
     expired_tokens: BTreeSet<RequestId>,
     codes: HashMap<String, BypassCode>,
@@ -334,10 +335,11 @@ impl Store for MemoryStore {
     async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError> {
         Ok(self
             .with_event(event_id, |data| {
+                // Token expiries are JWT `exp` values, in seconds; `now_ms` is milliseconds.
+                let now_s = now_ms.div_euclid(1000);
                 let mut expired = 0;
                 while let Some(&(expires_at, request_id)) = data.active_by_expiry.first() {
-                    // Token expiry is in seconds, as the JWT `exp` claim.
-                    if expires_at * 1000 > now_ms {
+                    if expires_at > now_s {
                         break;
                     }
                     data.active_by_expiry.pop_first();

@@ -1,11 +1,19 @@
-//! Implementations of the ports. The memory ones run the local server and the fast tests.
+//! Implementations of the ports. The memory ones run the local server and the fast tests; the
+//! DynamoDB and SQS ones run on AWS (or against moto). SDK types stay inside `aws`,
+//! `dynamodb` and `sqs`.
 
+pub mod aws;
 pub mod buffer;
 pub mod clock;
+pub mod dynamodb;
 pub mod instrumented;
 pub mod memory;
+pub mod sqs;
 
+pub use aws::{AwsConfig, AwsSettings};
 pub use buffer::MemoryBuffer;
 pub use clock::{ManualClock, SystemClock};
+pub use dynamodb::DynamoStore;
 pub use instrumented::InstrumentedStore;
 pub use memory::MemoryStore;
+pub use sqs::SqsBuffer;

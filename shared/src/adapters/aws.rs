@@ -1,0 +1,78 @@
+//! How the AWS adapters reach AWS: resource names from configuration, credentials and region
+//! from the environment (Lambda) or fixed dummies (moto, tests). Nothing outside the adapters
+//! sees an SDK type: [`AwsConfig`] is opaque.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+
+/// Where the waiting room's AWS resources are. Parsed once at cold start; a missing variable
+/// fails initialisation loudly instead of failing the first visitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// The DynamoDB table holding events, requests, serving moves and the audit trail.
+    pub table: String,
+    /// The SQS queue enqueue writes to and the consumer drains.
+    pub queue_url: String,
+}
+
+impl AwsSettings {
+    pub const TABLE_VAR: &'static str = "WR_TABLE";
+    pub const QUEUE_URL_VAR: &'static str = "WR_QUEUE_URL";
+
+    /// Reads `WR_TABLE` and `WR_QUEUE_URL`.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("environment variable {name} must be set"))
+        };
+        Ok(Self {
+            table: var(Self::TABLE_VAR)?,
+            queue_url: var(Self::QUEUE_URL_VAR)?,
+        })
+    }
+}
+
+/// Connection settings shared by the DynamoDB and SQS clients.
+#[derive(Clone)]
+pub struct AwsConfig {
+    sdk: SdkConfig,
+}
+
+impl std::fmt::Debug for AwsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsConfig")
+            .field("region", &self.sdk.region())
+            .field("endpoint_url", &self.sdk.endpoint_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsConfig {
+    /// The standard AWS chain: region and credentials from the Lambda environment, a profile
+    /// or instance metadata; `AWS_ENDPOINT_URL` is honoured.
+    pub async fn from_env() -> Self {
+        Self {
+            sdk: aws_config::load_defaults(BehaviorVersion::latest()).await,
+        }
+    }
+
+    /// A local emulator (moto) at `endpoint_url`, with dummy credentials and region set here,
+    /// so nothing is taken from the environment and nothing real can be reached by mistake.
+    pub fn local(endpoint_url: &str) -> Self {
+        let credentials = Credentials::new("test", "test", None, None, "waiting-room-local");
+        Self {
+            sdk: SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(endpoint_url)
+                .credentials_provider(SharedCredentialsProvider::new(credentials))
+                .build(),
+        }
+    }
+
+    pub(crate) fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+}
