@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Every test of the waiting room: formatting, lints, unit and end-to-end tests, and the README
-# walk-through against a real local server. Installs what it needs; needs no AWS account.
+# Every test of the waiting room: formatting, lints, unit tests, the store and buffer contracts
+# on memory and on moto (DynamoDB and SQS wire protocol), end-to-end tests, the README
+# walk-through against a real local server and the browser test. Installs what it needs
+# (moto, Chromium, playwright-core); needs no AWS account.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -11,7 +13,12 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "unit and end-to-end tests"
+step "moto: the AWS wire protocol for the DynamoDB and SQS contract suites"
+bash infra/moto.sh start
+trap 'bash infra/moto.sh stop >/dev/null 2>&1 || true' EXIT
+export WR_TEST_AWS_ENDPOINT=http://127.0.0.1:${MOTO_PORT:-4566}
+
+step "unit, contract (memory and moto) and end-to-end tests"
 cargo test --workspace
 
 step "README walk-through against a local server"
