@@ -50,7 +50,7 @@ impl WaitingRoom {
         event_id: Option<&EventId>,
     ) -> Result<Claims, Error> {
         let token = bearer(authorization.unwrap_or(""));
-        let claims = self.tokens()?.verify(token, self.now_ms())?;
+        let claims = self.tokens()?.verify(token, self.now_ms()).await?;
         if event_id.is_some_and(|event| event.as_str() != claims.aud) {
             return Err(TokenError::WrongEvent.into());
         }

@@ -3,6 +3,7 @@
 //! and the IAM caller API Gateway verified. The binaries in `functions/` only wire these to
 //! `lambda_runtime` / `lambda_http`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -14,9 +15,11 @@ use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use serde::Serialize;
 
-use crate::domain::EnqueueRequest;
+use crate::adapters::{AwsConfig, DynamoStore, SecretKeys, SqsBuffer, SystemClock};
+use crate::domain::{EnqueueRequest, EventConfig, EventId, Strategy};
 use crate::http::admin::Actor;
-use crate::service::WaitingRoom;
+use crate::service::{CacheSettings, WaitingRoom};
+use crate::token::TokenIssuer;
 
 /// Assigns positions to one SQS batch. Messages the store could not take, and messages that
 /// cannot be read, are reported as batch item failures: SQS delivers them again (and, after
@@ -130,6 +133,27 @@ pub fn flush_metrics(function: &str, now_ms: i64) {
     }
 }
 
+/// Milliseconds since the epoch, for metric timestamps.
+fn now_ms() -> i64 {
+    crate::ports::Clock::now_ms(&SystemClock)
+}
+
+/// An HTTP function's router, ending every invocation with its metrics line.
+pub fn with_metrics(router: axum::Router, function: &'static str) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| async move {
+            let response = next.run(request).await;
+            flush_metrics(function, now_ms());
+            response
+        },
+    ))
+}
+
+/// Writes the metrics line of a non-HTTP invocation.
+pub fn flush_invocation_metrics(function: &str) {
+    flush_metrics(function, now_ms());
+}
+
 /// The IAM caller API Gateway verified for this request (AWS_IAM authorization), from the
 /// request context `lambda_http` attaches: REST APIs put it in the identity, HTTP APIs in the
 /// authorizer.
@@ -151,4 +175,145 @@ pub async fn gateway_identity(mut request: Request, next: Next) -> Response {
         request.extensions_mut().insert(Actor(arn));
     }
     next.run(request).await
+}
+
+// ---- building the room from the environment -------------------------------------------
+
+/// How often a function reloads its signing keys from the secret (rotation pickup).
+const KEY_REFRESH: Duration = Duration::from_secs(300);
+
+/// What a function needs besides the store: each gets only what its routes use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// The SQS queue (`WR_QUEUE_URL`): enqueue.
+    pub buffer: bool,
+    /// The signing keys (`WR_SIGNING_KEY_SECRET`, `WR_ISSUER`): tokens and the authorizer.
+    pub tokens: bool,
+}
+
+/// Why a function could not start. Raised at cold start, so a misconfigured deployment fails
+/// loudly on its first invocation instead of answering visitors wrongly.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("environment variable {0} must be set")]
+    Missing(&'static str),
+    #[error("environment variable {0}: {1}")]
+    Invalid(&'static str, String),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::token::KeyError),
+    #[error("default event: {0}")]
+    Room(#[from] crate::Error),
+}
+
+fn env(name: &'static str) -> Result<String, StartupError> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .ok_or(StartupError::Missing(name))
+}
+
+fn env_parsed<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, StartupError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| StartupError::Invalid(name, e.to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// The room of a Lambda: DynamoDB store from `WR_TABLE`, plus what `needs` asks for; the
+/// event named by `WR_DEFAULT_EVENT_*` is created if missing (never overwritten).
+pub async fn room_from_env(needs: Needs) -> Result<Arc<WaitingRoom>, StartupError> {
+    let aws = AwsConfig::from_env().await;
+    let store = DynamoStore::new(&aws, env("WR_TABLE")?);
+    let mut room = WaitingRoom::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        CacheSettings::default(),
+    );
+    if needs.buffer {
+        room = room.with_buffer(Arc::new(SqsBuffer::new(&aws, env("WR_QUEUE_URL")?)));
+    }
+    if needs.tokens {
+        let source = Arc::new(SecretKeys::new(&aws, env("WR_SIGNING_KEY_SECRET")?));
+        let issuer = env("WR_ISSUER").unwrap_or_else(|_| "waiting-room".into());
+        room = room.with_tokens(TokenIssuer::from_source(source, KEY_REFRESH, issuer).await?);
+    }
+    let room = Arc::new(room);
+    if let Some(config) = default_event_from_env()? {
+        room.ensure_event(config).await?;
+    }
+    Ok(room)
+}
+
+/// The event a stack starts with, from `WR_DEFAULT_EVENT_ID` and its `WR_DEFAULT_EVENT_*`
+/// settings; `None` when no id is set.
+pub fn default_event_from_env() -> Result<Option<EventConfig>, StartupError> {
+    let Some(id) = env_parsed::<String>("WR_DEFAULT_EVENT_ID")? else {
+        return Ok(None);
+    };
+    let event_id = EventId::parse(&id)
+        .map_err(|e| StartupError::Invalid("WR_DEFAULT_EVENT_ID", e.to_string()))?;
+    let mut config = EventConfig::new(event_id);
+    let number = |name| env_parsed::<u64>(name);
+    config.strategy = match env_parsed::<String>("WR_DEFAULT_EVENT_STRATEGY")?.as_deref() {
+        None | Some("Manual") => Strategy::Manual,
+        Some("MaxSize") => Strategy::MaxSize {
+            max_active: number("WR_DEFAULT_EVENT_MAX_ACTIVE")?.unwrap_or(100),
+        },
+        Some("Periodic") => Strategy::Periodic {
+            increment_by: number("WR_DEFAULT_EVENT_INCREMENT_BY")?.unwrap_or(10),
+            interval_secs: number("WR_DEFAULT_EVENT_INTERVAL_SECS")?.unwrap_or(30),
+        },
+        Some(other) => {
+            return Err(StartupError::Invalid(
+                "WR_DEFAULT_EVENT_STRATEGY",
+                format!("{other:?}: use Manual, MaxSize or Periodic"),
+            ));
+        }
+    };
+    if let Some(ttl) = number("WR_DEFAULT_EVENT_TOKEN_TTL_SECS")? {
+        config.token_ttl_secs = ttl;
+    }
+    if let Some(expiry) = number("WR_DEFAULT_EVENT_POSITION_EXPIRY_SECS")? {
+        config.position_expiry_secs = expiry;
+    }
+    config
+        .validate()
+        .map_err(|e| StartupError::Invalid("WR_DEFAULT_EVENT_*", e.to_string()))?;
+    Ok(Some(config))
+}
+
+/// The admin key the control panel signs in with, from the secret `WR_ADMIN_KEY_SECRET`
+/// (`None` when unset: then only IAM callers reach the admin API).
+pub async fn admin_key_from_env() -> Result<Option<Arc<str>>, StartupError> {
+    let Some(secret) = env_parsed::<String>("WR_ADMIN_KEY_SECRET")? else {
+        return Ok(None);
+    };
+    let aws = AwsConfig::from_env().await;
+    let key = SecretKeys::new(&aws, secret).read().await?;
+    Ok(Some(key.trim().into()))
+}
+
+/// Seconds between two strategy passes within one scheduled invocation.
+pub fn strategy_every_from_env() -> Result<Duration, StartupError> {
+    Ok(Duration::from_secs(
+        env_parsed::<u64>("WR_STRATEGY_EVERY_SECS")?
+            .unwrap_or(5)
+            .clamp(1, 30),
+    ))
+}
+
+/// The event the authorizer checks when a request names none (`WR_EVENT_ID`).
+pub fn authorizer_event_from_env() -> Result<Option<EventId>, StartupError> {
+    env_parsed::<String>("WR_EVENT_ID")?
+        .map(|id| {
+            EventId::parse(&id).map_err(|e| StartupError::Invalid("WR_EVENT_ID", e.to_string()))
+        })
+        .transpose()
 }

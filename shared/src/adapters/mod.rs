@@ -8,6 +8,7 @@ pub mod clock;
 pub mod dynamodb;
 pub mod instrumented;
 pub mod memory;
+pub mod secrets;
 pub mod sqs;
 
 pub use aws::{AwsConfig, AwsSettings};
@@ -16,4 +17,5 @@ pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::DynamoStore;
 pub use instrumented::InstrumentedStore;
 pub use memory::MemoryStore;
+pub use secrets::SecretKeys;
 pub use sqs::SqsBuffer;

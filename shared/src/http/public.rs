@@ -216,12 +216,12 @@ async fn public_key(
     Params(_q): Params<OptionalEventParam>,
 ) -> Result<Response, ApiError> {
     Ok(public_cache(
-        room.tokens()?.keys().current().public_jwk().clone(),
+        room.tokens()?.keys().await.current().public_jwk().clone(),
     ))
 }
 
 async fn jwks(State(room): Room) -> Result<Response, ApiError> {
-    Ok(public_cache(room.tokens()?.keys().jwks()))
+    Ok(public_cache(room.tokens()?.keys().await.jwks()))
 }
 
 /// The authorizer over plain HTTP: 200 with the claims, 401 without or with a bad token,

@@ -262,9 +262,10 @@ impl WaitingRoom {
                 return Err(Error::NotServed);
             }
         };
-        let token =
-            self.tokens()?
-                .issue(event_id, request_id, place, now, config.token_ttl_secs)?;
+        let token = self
+            .tokens()?
+            .issue(event_id, request_id, place, now, config.token_ttl_secs)
+            .await?;
         match self
             .store
             .claim_token(event_id, request_id, place, &token)

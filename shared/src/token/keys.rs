@@ -21,6 +21,8 @@ pub enum KeyError {
     Generation,
     #[error("key rejected: {0}")]
     Rejected(String),
+    #[error("key source unavailable: {0}")]
+    Source(String),
 }
 
 /// The signature algorithms the room signs with.

@@ -2,8 +2,12 @@
 
 pub mod keys;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use async_trait::async_trait;
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -76,26 +80,124 @@ impl TokenError {
     }
 }
 
-/// Signs and verifies the room's tokens.
+/// Where signing keys come from when they can change while the process runs (a secret on
+/// AWS, rotated by the operator).
+#[async_trait]
+pub trait KeySource: Send + Sync {
+    async fn load(&self) -> Result<KeyRing, KeyError>;
+}
+
+/// A token naming an unknown key triggers a reload at most this often: a rotation is picked up
+/// at once, while a flood of forged `kid`s cannot turn into a flood of secret reads.
+const UNKNOWN_KID_RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+struct Loaded {
+    ring: Arc<KeyRing>,
+    at: Instant,
+}
+
+/// Signs and verifies the room's tokens, with the keys cached in process.
 pub struct TokenIssuer {
-    keys: Arc<KeyRing>,
+    // std RwLock: held only to copy the Arc out or swap it in.
+    keys: RwLock<Loaded>,
+    source: Option<(Arc<dyn KeySource>, Duration)>,
+    // Held across a reload, so concurrent callers wait for one reload instead of each making one.
+    reloading: tokio::sync::Mutex<()>,
     issuer: String,
 }
 
 impl TokenIssuer {
+    /// Fixed keys (the local server, tests).
     pub fn new(keys: Arc<KeyRing>, issuer: impl Into<String>) -> Self {
         Self {
-            keys,
+            keys: RwLock::new(Loaded {
+                ring: keys,
+                at: Instant::now(),
+            }),
+            source: None,
+            reloading: tokio::sync::Mutex::new(()),
             issuer: issuer.into(),
         }
     }
 
-    pub fn keys(&self) -> &KeyRing {
-        &self.keys
+    /// Keys loaded from `source` now, and again every `refresh_every` (and early when a token
+    /// names a key not yet known), so every instance follows a rotation.
+    pub async fn from_source(
+        source: Arc<dyn KeySource>,
+        refresh_every: Duration,
+        issuer: impl Into<String>,
+    ) -> Result<Self, KeyError> {
+        let ring = source.load().await?;
+        let mut issuer = Self::new(Arc::new(ring), issuer);
+        issuer.source = Some((source, refresh_every));
+        Ok(issuer)
+    }
+
+    fn loaded(&self) -> (Arc<KeyRing>, Instant) {
+        let loaded = match self.keys.read() {
+            Ok(loaded) => loaded,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (loaded.ring.clone(), loaded.at)
+    }
+
+    /// The current keys, reloaded first when older than the refresh period. A failed reload
+    /// keeps the keys in hand (logged): tokens keep flowing while the secret store is down.
+    pub async fn keys(&self) -> Arc<KeyRing> {
+        let (ring, at) = self.loaded();
+        match &self.source {
+            Some((_, every)) if at.elapsed() >= *every => self.reload(at).await,
+            _ => ring,
+        }
+    }
+
+    /// Reloads unless someone else did since `seen_at`.
+    async fn reload(&self, seen_at: Instant) -> Arc<KeyRing> {
+        let Some((source, _)) = &self.source else {
+            return self.loaded().0;
+        };
+        let _one_at_a_time = self.reloading.lock().await;
+        let (ring, at) = self.loaded();
+        if at > seen_at {
+            return ring;
+        }
+        match source.load().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                if let Ok(mut loaded) = self.keys.write() {
+                    *loaded = Loaded {
+                        ring: fresh.clone(),
+                        at: Instant::now(),
+                    };
+                }
+                tracing::info!(kid = %fresh.current().kid, "signing keys reloaded");
+                fresh
+            }
+            Err(error) => {
+                tracing::error!(%error, "signing keys could not be reloaded; keeping the current ones");
+                if let Ok(mut loaded) = self.keys.write() {
+                    loaded.at = Instant::now();
+                }
+                ring
+            }
+        }
+    }
+
+    /// The keys that verify `kid`, reloading early (rate-limited) when it is not known yet.
+    async fn keys_for(&self, kid: &str) -> Arc<KeyRing> {
+        let ring = self.keys().await;
+        if ring.find(kid).is_some() || self.source.is_none() {
+            return ring;
+        }
+        let (_, at) = self.loaded();
+        if at.elapsed() < UNKNOWN_KID_RELOAD_EVERY {
+            return ring;
+        }
+        self.reload(at).await
     }
 
     /// Signs the access, refresh and id tokens of an admitted visitor.
-    pub fn issue(
+    pub async fn issue(
         &self,
         event_id: &EventId,
         request_id: &RequestId,
@@ -105,7 +207,8 @@ impl TokenIssuer {
     ) -> Result<TokenRecord, Error> {
         let iat = now_ms / 1000;
         let exp = iat + ttl_secs as i64;
-        let key = self.keys.current();
+        let keys = self.keys().await;
+        let key = keys.current();
         let mut header = Header::new(key.algorithm.jwt());
         header.kid = Some(key.kid.clone());
         let sign = |token_use: &str| {
@@ -134,7 +237,7 @@ impl TokenIssuer {
 
     /// Checks signature, key, issuer, time window and use of an access token. The audience is
     /// returned for the caller to match against the event it protects.
-    pub fn verify(&self, token: &str, now_ms: i64) -> Result<Claims, TokenError> {
+    pub async fn verify(&self, token: &str, now_ms: i64) -> Result<Claims, TokenError> {
         if token.is_empty() {
             return Err(TokenError::Missing);
         }
@@ -143,7 +246,8 @@ impl TokenIssuer {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.find(&kid).ok_or(TokenError::UnknownKey)?;
+        let keys = self.keys_for(&kid).await;
+        let key = keys.find(&kid).ok_or(TokenError::UnknownKey)?;
         // The algorithm comes from our key, never from the token, so `alg: none` or an HMAC
         // signed with the public key cannot pass.
         if header.alg != key.algorithm.jwt() {
@@ -186,28 +290,31 @@ mod tests {
         TokenIssuer::new(Arc::new(KeyRing::new(key, vec![])), "https://room.test")
     }
 
-    #[test]
-    fn issued_tokens_verify_with_the_aws_claims() {
+    #[tokio::test]
+    async fn issued_tokens_verify_with_the_aws_claims() {
         for algorithm in [KeyAlgorithm::RS256, KeyAlgorithm::EdDSA] {
             let tokens = issuer(algorithm);
             let event = EventId::parse("sale").unwrap();
             let request = RequestId::new();
-            let set = tokens.issue(&event, &request, 42, 1_000_000, 60).unwrap();
-            let claims = tokens.verify(&set.access_token, 1_000_000).unwrap();
+            let set = tokens
+                .issue(&event, &request, 42, 1_000_000, 60)
+                .await
+                .unwrap();
+            let claims = tokens.verify(&set.access_token, 1_000_000).await.unwrap();
             assert_eq!(claims.aud, "sale");
             assert_eq!(claims.sub, request.to_string());
             assert_eq!(claims.queue_position, 42);
             assert_eq!(claims.exp, 1_000 + 60);
             // Only the access token opens the door.
             assert_eq!(
-                tokens.verify(&set.id_token, 1_000_000),
+                tokens.verify(&set.id_token, 1_000_000).await,
                 Err(TokenError::WrongUse)
             );
         }
     }
 
-    #[test]
-    fn time_window_is_enforced_on_the_room_clock() {
+    #[tokio::test]
+    async fn time_window_is_enforced_on_the_room_clock() {
         let tokens = issuer(KeyAlgorithm::EdDSA);
         let set = tokens
             .issue(
@@ -217,29 +324,100 @@ mod tests {
                 100_000,
                 60,
             )
+            .await
             .unwrap();
         assert_eq!(
-            tokens.verify(&set.access_token, 100_000 + 66_000),
+            tokens.verify(&set.access_token, 100_000 + 66_000).await,
             Err(TokenError::Expired)
         );
         assert_eq!(
-            tokens.verify(&set.access_token, 100_000 - 6_000),
+            tokens.verify(&set.access_token, 100_000 - 6_000).await,
             Err(TokenError::NotYetValid)
         );
     }
 
-    #[test]
-    fn a_token_from_another_key_is_refused() {
+    /// A secret whose contents the test swaps, as an operator rotating the key would.
+    struct Rotating(std::sync::Mutex<String>);
+
+    #[async_trait]
+    impl KeySource for Rotating {
+        async fn load(&self) -> Result<KeyRing, KeyError> {
+            KeyRing::from_secret(&self.0.lock().unwrap())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotated_key_is_picked_up_and_the_old_one_keeps_verifying() {
+        let old = SigningKey::generate(KeyAlgorithm::EdDSA).unwrap();
+        let new = SigningKey::generate(KeyAlgorithm::EdDSA).unwrap();
+        let secret = Arc::new(Rotating(std::sync::Mutex::new(
+            old.private_pem().to_owned(),
+        )));
+        let ours = TokenIssuer::from_source(
+            secret.clone(),
+            Duration::from_secs(300),
+            "https://room.test",
+        )
+        .await
+        .unwrap();
+        let event = EventId::parse("e").unwrap();
+        let before = ours
+            .issue(&event, &RequestId::new(), 1, 0, 3600)
+            .await
+            .unwrap();
+
+        // The operator rotates: the new key signs, the old one stays for verification.
+        *secret.0.lock().unwrap() = serde_json::json!({
+            "current": new.private_pem(), "previous": [old.private_pem()]
+        })
+        .to_string();
+        let elsewhere = TokenIssuer::from_source(
+            secret.clone(),
+            Duration::from_secs(300),
+            "https://room.test",
+        )
+        .await
+        .unwrap();
+        let after = elsewhere
+            .issue(&event, &RequestId::new(), 2, 0, 3600)
+            .await
+            .unwrap();
+
+        // Right after our last load, an unknown kid does not reload (no secret-read floods)...
+        assert_eq!(
+            ours.verify(&after.access_token, 0).await,
+            Err(TokenError::UnknownKey)
+        );
+        // ...30 s later it does, and both generations of tokens verify.
+        tokio::time::advance(UNKNOWN_KID_RELOAD_EVERY).await;
+        assert!(ours.verify(&after.access_token, 0).await.is_ok());
+        assert!(ours.verify(&before.access_token, 0).await.is_ok());
+        // After the refresh period our own new tokens are signed with the new key too.
+        tokio::time::advance(Duration::from_secs(300)).await;
+        let ours_now = ours
+            .issue(&event, &RequestId::new(), 3, 0, 3600)
+            .await
+            .unwrap();
+        let kid = jsonwebtoken::decode_header(&ours_now.access_token)
+            .unwrap()
+            .kid
+            .unwrap();
+        assert_eq!(kid, new.kid);
+    }
+
+    #[tokio::test]
+    async fn a_token_from_another_key_is_refused() {
         let ours = issuer(KeyAlgorithm::EdDSA);
         let theirs = issuer(KeyAlgorithm::EdDSA);
         let set = theirs
             .issue(&EventId::parse("e").unwrap(), &RequestId::new(), 1, 0, 60)
+            .await
             .unwrap();
         assert_eq!(
-            ours.verify(&set.access_token, 0),
+            ours.verify(&set.access_token, 0).await,
             Err(TokenError::UnknownKey)
         );
-        assert_eq!(ours.verify("a.b.c", 0), Err(TokenError::Malformed));
-        assert_eq!(ours.verify("", 0), Err(TokenError::Missing));
+        assert_eq!(ours.verify("a.b.c", 0).await, Err(TokenError::Malformed));
+        assert_eq!(ours.verify("", 0).await, Err(TokenError::Missing));
     }
 }
