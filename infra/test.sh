@@ -13,6 +13,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "build: the local server and every Lambda function"
+cargo build --workspace
+
 step "moto: the AWS wire protocol for the DynamoDB and SQS contract suites"
 bash infra/moto.sh start
 trap 'bash infra/moto.sh stop >/dev/null 2>&1 || true' EXIT
@@ -22,7 +25,6 @@ step "unit, contract (memory and moto) and end-to-end tests"
 cargo test --workspace
 
 step "README walk-through against a local server"
-cargo build -p waiting-room
 bash infra/walkthrough.sh
 
 step "browser: visitor page and control panel in headless Chromium"

@@ -143,3 +143,89 @@ async fn one_scheduled_invocation_runs_a_pass_every_few_seconds_within_its_budge
     let serving = call(&app, Method::GET, "/serving_num?event_id=capped", None, &[]).await;
     assert_eq!(serving.body, json!({"serving_counter": 4}));
 }
+
+/// Sends an API Gateway payload through `lambda_http`'s own conversion into a router, as the
+/// Lambda runtime does.
+async fn through_lambda_http(
+    router: &axum::Router,
+    payload: &str,
+) -> (StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let request = lambda_http::request::from_str(payload).expect("an API Gateway payload");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn http_api_v2_payloads_reach_the_lambda_routers() {
+    use waiting_room_core::http::enqueue_router;
+    let (local, _) = room().await;
+    let (status, body) = through_lambda_http(
+        &enqueue_router(local.room.clone()),
+        include_str!("fixtures/apigw-http-v2-assign-queue-num.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(RequestId::parse(body["api_request_id"].as_str().unwrap()).is_ok());
+    drain(&local).await;
+    assert_eq!(
+        local
+            .room
+            .counters(&event("demo"))
+            .await
+            .unwrap()
+            .queue_counter,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_admin_lambda_trusts_the_iam_caller_api_gateway_verified() {
+    use waiting_room_core::http::{AdminAuth, admin_router};
+    let (local, _) = room().await;
+    let app = admin_router(local.room.clone(), AdminAuth::Gateway { key: None }).layer(
+        axum::middleware::from_fn(waiting_room_core::lambda::gateway_identity),
+    );
+    enqueue(&local.router(), "demo").await;
+    drain(&local).await;
+    let (status, body) =
+        through_lambda_http(&app, include_str!("fixtures/apigw-http-v2-admin-iam.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"serving_num": 1}));
+    let audit = local.room.audit_log(&event("demo"), 1).await.unwrap();
+    assert_eq!(audit[0].actor, "arn:aws:iam::123456789012:user/operator");
+
+    // The same call without an IAM identity (no authorizer block): refused.
+    let anonymous = include_str!("fixtures/apigw-http-v2-admin-iam.json")
+        .replace("\"authorizer\"", "\"notAuthorizer\"");
+    let (status, body) = through_lambda_http(&app, &anonymous).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "admin_unauthorized");
+}
+
+#[test]
+fn a_function_missing_its_configuration_fails_at_start_with_a_clear_message() {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/public-reads");
+    if !bin.exists() {
+        panic!(
+            "build the functions first (cargo build --workspace): {}",
+            bin.display()
+        );
+    }
+    let output = std::process::Command::new(bin)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run the function binary");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WR_TABLE must be set"), "{stderr}");
+}

@@ -193,7 +193,7 @@ pub struct Needs {
 
 /// Why a function could not start. Raised at cold start, so a misconfigured deployment fails
 /// loudly on its first invocation instead of answering visitors wrongly.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum StartupError {
     #[error("environment variable {0} must be set")]
     Missing(&'static str),
@@ -203,6 +203,13 @@ pub enum StartupError {
     Keys(#[from] crate::token::KeyError),
     #[error("default event: {0}")]
     Room(#[from] crate::Error),
+}
+
+/// `main` prints a returned error with `Debug`: make that the readable sentence.
+impl std::fmt::Debug for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn env(name: &'static str) -> Result<String, StartupError> {

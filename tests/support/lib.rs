@@ -197,3 +197,21 @@ pub async fn instrumented_room(
         .expect("event");
     (room, store, clock)
 }
+
+/// Sends an API Gateway payload through `lambda_http`'s own conversion into a router, as the
+/// Lambda runtime does; returns the status and the JSON body.
+pub async fn through_lambda_http(router: &Router, payload: &str) -> (StatusCode, Value) {
+    let request = lambda_http::request::from_str(payload).expect("an API Gateway payload");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
