@@ -227,7 +227,10 @@ impl KeyRing {
             .iter()
             .map(|pem| SigningKey::from_pem(pem))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::new(SigningKey::from_pem(&rotating.current)?, previous))
+        Ok(Self::new(
+            SigningKey::from_pem(&rotating.current)?,
+            previous,
+        ))
     }
 
     pub fn current(&self) -> &SigningKey {
@@ -282,7 +285,10 @@ mod tests {
         .to_string();
         let ring = KeyRing::from_secret(&rotating).unwrap();
         assert_eq!(ring.current().kid, current.kid, "the new key signs");
-        assert!(ring.find(&previous.kid).is_some(), "the old key still verifies");
+        assert!(
+            ring.find(&previous.kid).is_some(),
+            "the old key still verifies"
+        );
         assert!(KeyRing::from_secret("{\"current\": 5}").is_err());
         assert!(KeyRing::from_secret("not a key").is_err());
     }
