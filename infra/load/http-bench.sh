@@ -48,8 +48,10 @@ hello, hello_runs = rps("hello")
 room, room_runs = rps("serving_num")
 for name, runs in (("hello-world", hello_runs), ("/serving_num", room_runs)):
     r = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
-    print(f"{name:<14} median {statistics.median(x['rps'] for x in runs):>10,.0f} req/s  "
-          f"(runs: {', '.join(f'{x['rps']:,.0f}' for x in runs)}; p50 {r['p50_ms']:.2f} ms, "
-          f"p99 {r['p99_ms']:.2f} ms, errors {sum(x['unexpected'] + x['socket_errors'] for x in runs)})")
+    each = ", ".join(format(x["rps"], ",.0f") for x in runs)
+    errors = sum(x["unexpected"] + x["socket_errors"] for x in runs)
+    median = statistics.median(x["rps"] for x in runs)
+    print(f"{name:<14} median {median:>10,.0f} req/s  (runs: {each}; median run p50 "
+          f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms; errors {errors})")
 print(f"ratio /serving_num : hello-world = {room / hello:.2f}  (goal >= 0.7)")
 PY

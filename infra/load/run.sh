@@ -68,18 +68,19 @@ EDDSA_PID=${SERVERS[1]}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
-# record SCENARIO TOOL FIGURES USERS TARGET STEP PID T0 CPU0 LOAD
+# record SCENARIO TOOL FIGURES USERS TARGET STEP PID T0 CPU0 LOAD [GENERATOR_CPU]
 record() {
   local secs ticks pct
   secs=$(python3 -c "import time; print(max(time.time() - $8, 0.001))")
   ticks=$(( $(cpu_ticks "$7") - $9 ))
   pct=$(python3 -c "print(round($ticks / $(getconf CLK_TCK) / $secs * 100, 1))")
-  python3 - "$@" "$pct" >>"$RUNS" <<'PY'
+  python3 - "$pct" "$@" >>"$RUNS" <<'PY'
 import json, sys
-a = sys.argv[1:]
+pct, a = sys.argv[1], sys.argv[2:]
 print(json.dumps({"scenario": a[0], "tool": a[1], "figures": a[2], "users": a[3],
                   "target_rps": float(a[4]) if a[4] != "-" else None, "step": a[5] == "step",
-                  "load": a[9], "server_cpu_pct": float(a[10])}))
+                  "load": a[9], "server_cpu_pct": float(pct),
+                  "generator_cpu_pct": float(a[10]) if len(a) > 10 else None}))
 PY
 }
 
@@ -92,11 +93,16 @@ locust_run() {
   step "$name: $users users, ${secs}s (load $(load1))"
   local load t0 cpu0
   load=$(load1); t0=$(date +%s.%N); cpu0=$(cpu_ticks "$pid")
-  env WR_EVENT="$event" WR_ADMIN_KEY="$ADMIN_KEY" "$@" \
+  # The generator's own CPU (user + system seconds over wall seconds), to tell its limits
+  # from the server's.
+  local TIMEFORMAT="%U %S %R"
+  { time env WR_EVENT="$event" WR_ADMIN_KEY="$ADMIN_KEY" "$@" \
     timeout $((secs + 120)) "$VENV/bin/locust" -f infra/load/locustfile.py --headless \
     --host "http://127.0.0.1:$port" -u "$users" -r "$spawn" -t "${secs}s" --stop-timeout 5 \
-    --csv "$OUT/$name" --only-summary --loglevel WARNING "$class" >"$OUT/$name.log" 2>&1 || true
-  record "$name" locust "$OUT/$name" "$users" "$target" "$kind" "$pid" "$t0" "$cpu0" "$load"
+    --csv "$OUT/$name" --only-summary --loglevel WARNING "$class" >"$OUT/$name.log" 2>&1 ||
+    true; } 2>"$OUT/$name.time"
+  record "$name" locust "$OUT/$name" "$users" "$target" "$kind" "$pid" "$t0" "$cpu0" "$load" \
+    "$(awk '{printf "%.0f", ($1 + $2) / $3 * 100}' "$OUT/$name.time")"
 }
 
 # wrk_burst NAME SECS CONNECTIONS
@@ -128,17 +134,21 @@ else
   S=10; POLL_USERS=20000; TOKEN_USERS=500; STEPS="5 10 20 30 40"; STEP_SECS=20
 fi
 
-wrk_burst burst-enqueue-wrk "$S" 128
-locust_run burst-enqueue BurstEnqueue burst 100 100 "$S" - once "$PORT"
-locust_run polling-storm PollingStorm poll "$POLL_USERS" 2000 $((S * 4)) - once "$PORT" \
+ONLY=${WR_LOAD_ONLY:-}   # e.g. "polling-storm": run only scenarios whose name contains it
+want() { [ -z "$ONLY" ] || [[ "$1" == *"$ONLY"* ]]; }
+
+want burst-enqueue-wrk && wrk_burst burst-enqueue-wrk "$S" 128
+want burst-enqueue && locust_run burst-enqueue BurstEnqueue burst 100 100 "$S" - once "$PORT"
+want polling-storm && locust_run polling-storm PollingStorm poll "$POLL_USERS" 2000 $((S * 4)) - once "$PORT" \
   WR_THINK_MIN=5 WR_THINK_MAX=15 WR_POOL=256
-locust_run token-burst-rs256 TokenBurst token "$TOKEN_USERS" 250 $((S * 3)) - once "$PORT"
-locust_run token-burst-eddsa TokenBurst token "$TOKEN_USERS" 250 $((S * 3)) - once "$EDDSA_PORT"
-locust_run authorizer-burst AuthorizerBurst auth 100 100 $((S * 2)) - once "$PORT" WR_TOKENS=200
+want token-burst && locust_run token-burst-rs256 TokenBurst token "$TOKEN_USERS" 250 $((S * 3)) - once "$PORT"
+want token-burst && locust_run token-burst-eddsa TokenBurst token "$TOKEN_USERS" 250 $((S * 3)) - once "$EDDSA_PORT"
+want authorizer && locust_run authorizer-burst AuthorizerBurst auth 100 100 $((S * 2)) - once "$PORT" WR_TOKENS=200
+want mix || STEPS=""
 # The mix at rising rates (100 users, WR_RATE requests/s each); its tokens are made once, by a
 # warm-up run that is not in the table.
-step "mix warm-up: tokens for the mix"
-WR_EVENT=mix WR_ADMIN_KEY="$ADMIN_KEY" WR_RATE=1 WR_TOKENS=100 WR_TOKEN_FILE="$OUT/mix-tokens.txt" \
+[ -n "$STEPS" ] && step "mix warm-up: tokens for the mix"
+[ -n "$STEPS" ] && WR_EVENT=mix WR_ADMIN_KEY="$ADMIN_KEY" WR_RATE=1 WR_TOKENS=100 WR_TOKEN_FILE="$OUT/mix-tokens.txt" \
   timeout 120 "$VENV/bin/locust" -f infra/load/locustfile.py --headless \
   --host "http://127.0.0.1:$PORT" -u 1 -r 1 -t 5s --only-summary --loglevel WARNING Mix \
   >"$OUT/mix-warmup.log" 2>&1 || true
