@@ -274,7 +274,6 @@ impl WaitingRoom {
             ClaimOutcome::Claimed(token) => {
                 crate::metrics::add("tokens_issued_total", 1);
                 tracing::info!(event_id = %event_id, request_id = %request_id, place, "token issued");
-                self.views.invalidate(event_id);
                 Self::existing_token(token, now)
             }
             ClaimOutcome::Existing(token) => Self::existing_token(token, now),

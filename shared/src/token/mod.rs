@@ -196,7 +196,9 @@ impl TokenIssuer {
         self.reload(at).await
     }
 
-    /// Signs the access, refresh and id tokens of an admitted visitor.
+    /// Signs the access, refresh and id tokens of an admitted visitor. Signing runs on the
+    /// blocking pool: an RS256 set costs milliseconds of CPU, which would otherwise hold an
+    /// async worker and delay every poll behind a burst of claims.
     pub async fn issue(
         &self,
         event_id: &EventId,
@@ -206,33 +208,20 @@ impl TokenIssuer {
         ttl_secs: u64,
     ) -> Result<TokenRecord, Error> {
         let iat = now_ms / 1000;
-        let exp = iat + ttl_secs as i64;
-        let keys = self.keys().await;
-        let key = keys.current();
-        let mut header = Header::new(key.algorithm.jwt());
-        header.kid = Some(key.kid.clone());
-        let sign = |token_use: &str| {
-            let claims = Claims {
-                aud: event_id.to_string(),
-                sub: request_id.to_string(),
-                queue_position: position,
-                token_use: token_use.to_owned(),
-                iss: self.issuer.clone(),
-                iat,
-                nbf: iat,
-                exp,
-            };
-            jsonwebtoken::encode(&header, &claims, &key.encoding)
-                .map_err(|e| Error::Signing(e.to_string()))
+        let claims = Claims {
+            aud: event_id.to_string(),
+            sub: request_id.to_string(),
+            queue_position: position,
+            token_use: String::new(),
+            iss: self.issuer.clone(),
+            iat,
+            nbf: iat,
+            exp: iat + ttl_secs as i64,
         };
-        Ok(TokenRecord {
-            issued_at: iat,
-            expires_at: exp,
-            access_token: sign("access")?,
-            refresh_token: sign("refresh")?,
-            id_token: sign("id")?,
-            status: SessionStatus::Active,
-        })
+        let keys = self.keys().await;
+        tokio::task::spawn_blocking(move || sign_set(&keys, claims))
+            .await
+            .map_err(|e| Error::Signing(e.to_string()))?
     }
 
     /// Checks signature, key, issuer, time window and use of an access token. The audience is
@@ -279,6 +268,29 @@ impl TokenIssuer {
         }
         Ok(claims)
     }
+}
+
+/// The three tokens of a set, differing only in `token_use`, signed with the current key.
+fn sign_set(keys: &KeyRing, claims: Claims) -> Result<TokenRecord, Error> {
+    let key = keys.current();
+    let mut header = Header::new(key.algorithm.jwt());
+    header.kid = Some(key.kid.clone());
+    let sign = |token_use: &str| {
+        let claims = Claims {
+            token_use: token_use.to_owned(),
+            ..claims.clone()
+        };
+        jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| Error::Signing(e.to_string()))
+    };
+    Ok(TokenRecord {
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+        access_token: sign("access")?,
+        refresh_token: sign("refresh")?,
+        id_token: sign("id")?,
+        status: SessionStatus::Active,
+    })
 }
 
 #[cfg(test)]
