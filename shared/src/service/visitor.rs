@@ -103,21 +103,26 @@ pub struct QueueStatus {
 }
 
 impl WaitingRoom {
-    /// Puts a visitor in line: one buffer message, no store write. The event is checked
-    /// against the in-process config cache.
-    pub async fn enqueue(&self, event_id: &EventId) -> Result<RequestId, Error> {
+    /// A new visitor's request, if the event takes visitors now (the cached config decides:
+    /// not before the line opens, not once the event is over).
+    async fn arrival(&self, event_id: &EventId) -> Result<EnqueueRequest, Error> {
         let config = self.cached_config(event_id).await?;
         let now = self.now_ms();
         match config.state(now) {
-            EventState::NotOpen => return Err(Error::NotOpen),
-            EventState::Closed => return Err(Error::Closed),
-            EventState::PreQueue | EventState::Open | EventState::Paused => {}
+            EventState::NotOpen => Err(Error::NotOpen),
+            EventState::Closed => Err(Error::Closed),
+            EventState::PreQueue | EventState::Open | EventState::Paused => Ok(EnqueueRequest {
+                event_id: event_id.clone(),
+                request_id: RequestId::new(),
+                entry_time_ms: now,
+            }),
         }
-        let request = EnqueueRequest {
-            event_id: event_id.clone(),
-            request_id: RequestId::new(),
-            entry_time_ms: now,
-        };
+    }
+
+    /// Puts a visitor in line: one buffer message, no store write. The event is checked
+    /// against the in-process config cache.
+    pub async fn enqueue(&self, event_id: &EventId) -> Result<RequestId, Error> {
+        let request = self.arrival(event_id).await?;
         self.buffer()?.send(&request).await?;
         crate::metrics::add("enqueued_total", 1);
         tracing::debug!(event_id = %event_id, request_id = %request.request_id, "enqueued");
@@ -128,18 +133,7 @@ impl WaitingRoom {
     /// its token as any served visitor would.
     pub async fn redeem_code(&self, event_id: &EventId, code: &str) -> Result<RequestId, Error> {
         crate::domain::request::validate_code(code)?;
-        let config = self.cached_config(event_id).await?;
-        let now = self.now_ms();
-        match config.state(now) {
-            EventState::NotOpen => return Err(Error::NotOpen),
-            EventState::Closed => return Err(Error::Closed),
-            EventState::PreQueue | EventState::Open | EventState::Paused => {}
-        }
-        let request = EnqueueRequest {
-            event_id: event_id.clone(),
-            request_id: RequestId::new(),
-            entry_time_ms: now,
-        };
+        let request = self.arrival(event_id).await?;
         match self.store.redeem_code(event_id, code, &request).await? {
             crate::ports::RedeemOutcome::Redeemed => {
                 crate::metrics::add("codes_redeemed_total", 1);
