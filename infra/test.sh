@@ -24,8 +24,9 @@ export WR_TEST_AWS_ENDPOINT=http://127.0.0.1:${MOTO_PORT:-4566}
 step "unit, contract (memory and moto) and end-to-end tests"
 cargo test --workspace
 
-step "README walk-through against a local server"
+step "README walk-through against a local server, on memory and on DynamoDB + SQS (moto)"
 bash infra/walkthrough.sh
+bash infra/walkthrough.sh dynamodb "$WR_TEST_AWS_ENDPOINT"
 
 step "browser: visitor page and control panel in headless Chromium"
 WR_BIN=target/debug/waiting-room bash tests/browser/run.sh

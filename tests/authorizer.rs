@@ -210,6 +210,7 @@ mod breaker {
     use std::time::Duration;
 
     use axum::http::{Method, StatusCode};
+    use waiting_room_core::adapters::Fault;
     use waiting_room_core::breaker::BreakerState;
     use waiting_room_core::http::{AdminAuth, router};
     use waiting_room_core::ports::Clock;
@@ -274,7 +275,7 @@ mod breaker {
         let breaker = room.revocation_breaker();
         assert_eq!(breaker.state(clock.now_ms()), BreakerState::Closed);
 
-        store.set_failing(true);
+        store.set_fault(Some(Fault::Unavailable));
         for _ in 0..10 {
             let answer = authorize(&app, &token).await;
             assert_eq!(
@@ -316,7 +317,7 @@ mod breaker {
         );
         assert_eq!(breaker.state(clock.now_ms()), BreakerState::Open);
 
-        store.set_failing(false);
+        store.set_fault(None);
         clock.advance_ms(5_000);
         assert_eq!(
             authorize(&app, &token).await.status,
@@ -329,7 +330,7 @@ mod breaker {
     #[tokio::test]
     async fn fail_open_lets_validly_signed_tokens_through_while_revocation_cannot_be_checked() {
         let (app, store, _clock, _room, token) = admitted_on_a_faulty_store(true).await;
-        store.set_failing(true);
+        store.set_fault(Some(Fault::Unavailable));
         for _ in 0..15 {
             assert_eq!(authorize(&app, &token).await.status, StatusCode::OK);
         }

@@ -32,8 +32,8 @@ async fn arrive(local: &LocalRoom, event_id: &'static str, n: usize) -> Vec<Requ
 /// processed concurrently by 8 consumers, as SQS at-least-once delivery may.
 async fn deliver_twice(local: &LocalRoom) {
     let mut messages: Vec<EnqueueRequest> = Vec::new();
-    while !local.buffer.is_empty() {
-        messages.extend(local.buffer.next_batch(100_000).await);
+    while !buffer(local).is_empty() {
+        messages.extend(buffer(local).next_batch(100_000).await);
     }
     let mut doubled: Vec<EnqueueRequest> =
         messages.iter().chain(messages.iter()).cloned().collect();

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::SqsEvent;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
+use waiting_room_core::adapters::Fault;
 use waiting_room_core::domain::{EnqueueRequest, RequestId, Strategy};
 use waiting_room_core::http::{AdminAuth, router};
 use waiting_room_core::lambda::{handle_schedule, handle_sqs_batch};
@@ -68,6 +69,142 @@ async fn a_redelivered_message_keeps_its_position_and_a_poison_message_fails_alo
     );
 }
 
+/// An SQS event carrying `messages` (id, body), as the event source mapping delivers them.
+fn sqs_batch(messages: &[(String, String)]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|(id, body)| {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(id.clone());
+            message.body = Some(body.clone());
+            message
+        })
+        .collect();
+    event
+}
+
+/// DynamoDB throttles during bursts. With one store call in three refused, the consumer fails
+/// only the messages whose write was refused; SQS delivers those again (and, at least once,
+/// some it had already delivered) until every visitor is placed. The positions are then exactly
+/// 1..=N and the queue counter N: nothing lost, nothing twice, no drift.
+#[tokio::test]
+async fn intermittent_throttling_retries_messages_until_each_visitor_is_placed_once() {
+    const VISITORS: usize = 1_200;
+    let cache = CacheSettings {
+        config_ttl: Duration::ZERO,
+        counters_ttl: Duration::ZERO,
+    };
+    let (room, store, _) = instrumented_room(Duration::ZERO, cache).await;
+    let requests: Vec<EnqueueRequest> = (0..VISITORS)
+        .map(|i| EnqueueRequest {
+            event_id: event("demo"),
+            request_id: RequestId::new(),
+            entry_time_ms: 1_795_449_600_000 + i as i64,
+        })
+        .collect();
+    let messages: Vec<(String, String)> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("m{i}"), serde_json::to_string(r).unwrap()))
+        .collect();
+
+    store.set_fault(Some(Fault::Throttled { one_in: 3 }));
+    let mut pending = messages.clone();
+    let (mut rounds, mut retried) = (0, 0);
+    while !pending.is_empty() {
+        rounds += 1;
+        assert!(rounds <= 100, "messages still failing after 100 rounds");
+        // At-least-once delivery: every round also brings back 20 already delivered messages.
+        let again = messages[(rounds * 37) % VISITORS..]
+            .iter()
+            .take(20)
+            .cloned();
+        let delivered: Vec<(String, String)> = pending.drain(..).chain(again).collect();
+        for batch in delivered.chunks(100) {
+            let response = handle_sqs_batch(&room, sqs_batch(batch)).await;
+            for failure in response.batch_item_failures {
+                let message = batch
+                    .iter()
+                    .find(|(id, _)| *id == failure.item_identifier)
+                    .expect("a failure names a message of the batch");
+                if !pending.contains(message) {
+                    pending.push(message.clone());
+                }
+            }
+        }
+        retried += pending.len();
+    }
+    assert!(retried > 0, "the fault refused some writes");
+    store.set_fault(None);
+
+    let counters = room.counters(&event("demo")).await.unwrap();
+    assert_eq!(counters.queue_counter, VISITORS as u64, "no drift");
+    let mut positions = std::collections::BTreeSet::new();
+    for request in &requests {
+        let status = room
+            .status(&event("demo"), &request.request_id)
+            .await
+            .unwrap();
+        assert!(positions.insert(status.queue_number.expect("placed")));
+    }
+    assert_eq!(positions, (1..=VISITORS as u64).collect());
+}
+
+/// Throttled token claims answer 503 with `Retry-After: 1` and count nothing; the visitor's
+/// retry then gets the token, counted once.
+#[tokio::test]
+async fn throttled_token_claims_answer_503_and_count_once_when_retried() {
+    let cache = CacheSettings {
+        config_ttl: Duration::ZERO,
+        counters_ttl: Duration::ZERO,
+    };
+    let (room, store, _) = instrumented_room(Duration::ZERO, cache).await;
+    let app = router(room.clone(), AdminAuth::Key(ADMIN_KEY.into()));
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(room.enqueue(&event("demo")).await.unwrap());
+    }
+    let requests: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| {
+            let request = EnqueueRequest {
+                event_id: event("demo"),
+                request_id: *id,
+                entry_time_ms: id.created_at_ms().unwrap(),
+            };
+            (id.to_string(), serde_json::to_string(&request).unwrap())
+        })
+        .collect();
+    let response = handle_sqs_batch(&room, sqs_batch(&requests)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(increment(&app, "demo", 30).await.status, StatusCode::OK);
+
+    store.set_fault(Some(Fault::Throttled { one_in: 1 }));
+    let refused = generate_token(&app, "demo", &ids[0]).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.body["code"], "store_unavailable");
+    assert_eq!(refused.headers["retry-after"], "1");
+
+    store.set_fault(Some(Fault::Throttled { one_in: 4 }));
+    let mut throttled = 0;
+    for id in &ids {
+        for attempt in 1.. {
+            assert!(attempt <= 50, "still throttled after 50 attempts");
+            let answer = generate_token(&app, "demo", id).await;
+            match answer.status {
+                StatusCode::OK => break,
+                StatusCode::SERVICE_UNAVAILABLE => throttled += 1,
+                other => panic!("unexpected {other}: {}", answer.body),
+            }
+        }
+    }
+    assert!(throttled > 0, "the fault refused some claims");
+    store.set_fault(None);
+    let counters = room.counters(&event("demo")).await.unwrap();
+    assert_eq!(counters.tokens_issued, 30, "each token counted once");
+}
+
 #[tokio::test]
 async fn store_faults_fail_the_messages_for_retry_and_lose_nothing() {
     let cache = CacheSettings {
@@ -76,7 +213,7 @@ async fn store_faults_fail_the_messages_for_retry_and_lose_nothing() {
     };
     let (room, store, _) = instrumented_room(Duration::ZERO, cache).await;
     let (a, b, c) = (message("demo"), message("demo"), message("demo"));
-    store.set_failing(true);
+    store.set_fault(Some(Fault::Unavailable));
     let response = handle_sqs_batch(&room, sqs_event([&a, &b, &c])).await;
     assert_eq!(response.batch_item_failures.len(), 3, "all retried");
 
@@ -87,7 +224,7 @@ async fn store_faults_fail_the_messages_for_retry_and_lose_nothing() {
     assert_eq!(answer.body["code"], "store_unavailable");
     assert!(answer.headers.contains_key("retry-after"));
 
-    store.set_failing(false);
+    store.set_fault(None);
     let response = handle_sqs_batch(&room, sqs_event([&a, &b, &c])).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(

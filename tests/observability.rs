@@ -34,7 +34,7 @@ async fn the_room_counts_what_it_does_for_prometheus_and_cloudwatch() {
         ids.push(enqueue(&app, "demo").await);
     }
     // Every message delivered twice.
-    let batch = local.buffer.next_batch(10).await;
+    let batch = buffer(&local).next_batch(10).await;
     let doubled: Vec<_> = batch.iter().chain(batch.iter()).cloned().collect();
     local.room.assign_batch(&doubled).await;
     increment(&app, "demo", 3).await;

@@ -66,10 +66,10 @@ fn run(steps: Vec<Step>, cap: Option<u64>) -> Result<(), TestCaseError> {
                     }
                 }
                 Step::Deliver { n, copies } => {
-                    let taken = if local.buffer.is_empty() {
+                    let taken = if buffer(&local).is_empty() {
                         vec![]
                     } else {
-                        local.buffer.next_batch(n as usize).await
+                        buffer(&local).next_batch(n as usize).await
                     };
                     let mut batch = Vec::new();
                     for request in &taken {

@@ -1,6 +1,8 @@
 //! The whole waiting room in one process: HTTP API and pages, the batch consumer and the
-//! strategy runner, on the in-memory adapters. The `waiting-room` binary and the end-to-end
-//! tests both start it through [`LocalRoom`], on a listener they choose.
+//! strategy runner. By default on the in-memory adapters; with [`LocalStore::Aws`] on DynamoDB
+//! and SQS (AWS or an emulator), through the adapters the Lambdas use. The `waiting-room`
+//! binary and the end-to-end tests both start it through [`LocalRoom`], on a listener they
+//! choose.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,16 +10,45 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::adapters::{MemoryBuffer, MemoryStore, SystemClock};
-use crate::domain::{EventConfig, EventId};
+use crate::adapters::sqs::Received;
+use crate::adapters::{
+    AwsConfig, AwsSettings, DynamoStore, MemoryBuffer, MemoryStore, SqsBuffer, SystemClock,
+};
+use crate::domain::{EnqueueRequest, EventConfig, EventId};
 use crate::error::Error;
 use crate::http::{self, AdminAuth, ClientLimit};
-use crate::ports::Clock;
+use crate::ports::{BufferError, Clock, EnqueueBuffer, Store};
 use crate::service::{CacheSettings, WaitingRoom, run_memory_consumer, run_strategy_loop};
 use crate::token::{KeyRing, SigningKey, TokenIssuer};
 
 /// Visitors the in-memory buffer holds before enqueue answers 503.
 const BUFFER_CAPACITY: usize = 1_000_000;
+
+/// Messages the SQS poller gathers into one batch (one queue counter move). SQS hands out at
+/// most 10 per receive.
+const SQS_BATCH: usize = 100;
+
+/// Pause of the SQS poller after an empty receive. Receives are short polls: a long poll
+/// would hold a single-threaded emulator (moto) for its whole wait.
+const SQS_IDLE: Duration = Duration::from_millis(200);
+
+/// Pause of the SQS poller after a failure, before it tries again.
+const SQS_RETRY: Duration = Duration::from_secs(1);
+
+/// Where the local room keeps its state.
+#[derive(Debug, Clone, Default)]
+pub enum LocalStore {
+    /// In this process: nothing to set up, gone when it stops.
+    #[default]
+    Memory,
+    /// A DynamoDB table and an SQS queue; `create_missing` creates them first (for emulators:
+    /// on AWS the SAM template owns them).
+    Aws {
+        aws: AwsConfig,
+        resources: AwsSettings,
+        create_missing: bool,
+    },
+}
 
 pub struct LocalSettings {
     pub admin_key: String,
@@ -29,6 +60,7 @@ pub struct LocalSettings {
     pub clock: Arc<dyn Clock>,
     /// Joins per client address; `None` for no limit.
     pub client_limit: Option<ClientLimit>,
+    pub store: LocalStore,
 }
 
 impl LocalSettings {
@@ -42,15 +74,21 @@ impl LocalSettings {
             cache: CacheSettings::default(),
             clock: Arc::new(SystemClock),
             client_limit: Some(ClientLimit::default()),
+            store: LocalStore::Memory,
         }
     }
 }
 
-/// A room wired to the memory adapters, before it serves.
+/// Where enqueued visitors wait for a position, and so which consumer runs.
+enum Intake {
+    Memory(Arc<MemoryBuffer>),
+    Sqs(SqsBuffer),
+}
+
+/// A wired room, before it serves.
 pub struct LocalRoom {
     pub room: Arc<WaitingRoom>,
-    pub buffer: Arc<MemoryBuffer>,
-    pub store: MemoryStore,
+    intake: Intake,
     auth: AdminAuth,
     strategy_every: Duration,
     client_limit: Option<ClientLimit>,
@@ -58,12 +96,36 @@ pub struct LocalRoom {
 
 impl LocalRoom {
     pub async fn build(settings: LocalSettings) -> Result<Self, Error> {
-        let store = MemoryStore::new();
-        let buffer = Arc::new(MemoryBuffer::new(BUFFER_CAPACITY));
+        let (store, intake): (Arc<dyn Store>, Intake) = match settings.store {
+            LocalStore::Memory => (
+                Arc::new(MemoryStore::new()),
+                Intake::Memory(Arc::new(MemoryBuffer::new(BUFFER_CAPACITY))),
+            ),
+            LocalStore::Aws {
+                aws,
+                resources,
+                create_missing,
+            } => {
+                let store = DynamoStore::new(&aws, resources.table);
+                let queue = if create_missing {
+                    if store.create_table_if_missing().await? {
+                        tracing::info!(table = store.table(), "created the table");
+                    }
+                    SqsBuffer::ensure_queue(&aws, &resources.queue_url).await?
+                } else {
+                    SqsBuffer::new(&aws, resources.queue_url)
+                };
+                (Arc::new(store), Intake::Sqs(queue))
+            }
+        };
+        let buffer: Arc<dyn EnqueueBuffer> = match &intake {
+            Intake::Memory(buffer) => buffer.clone(),
+            Intake::Sqs(queue) => Arc::new(queue.clone()),
+        };
         let keys = Arc::new(KeyRing::new(settings.signing_key, vec![]));
         let room = Arc::new(
-            WaitingRoom::new(Arc::new(store.clone()), settings.clock, settings.cache)
-                .with_buffer(buffer.clone())
+            WaitingRoom::new(store, settings.clock, settings.cache)
+                .with_buffer(buffer)
                 .with_tokens(TokenIssuer::new(keys, settings.issuer)),
         );
         for event_id in settings.events {
@@ -71,12 +133,20 @@ impl LocalRoom {
         }
         Ok(Self {
             room,
-            buffer,
-            store,
+            intake,
             auth: AdminAuth::Key(settings.admin_key.into()),
             strategy_every: settings.strategy_every,
             client_limit: settings.client_limit,
         })
+    }
+
+    /// The buffer enqueued visitors wait in, when the room is on the memory store (tests drain
+    /// it themselves instead of serving).
+    pub fn memory_buffer(&self) -> Option<Arc<MemoryBuffer>> {
+        match &self.intake {
+            Intake::Memory(buffer) => Some(buffer.clone()),
+            Intake::Sqs(_) => None,
+        }
     }
 
     /// The full router: public API, admin API and the embedded pages.
@@ -97,7 +167,12 @@ impl LocalRoom {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let consumer = tokio::spawn(run_memory_consumer(self.room.clone(), self.buffer.clone()));
+        let consumer = match &self.intake {
+            Intake::Memory(buffer) => {
+                tokio::spawn(run_memory_consumer(self.room.clone(), buffer.clone()))
+            }
+            Intake::Sqs(queue) => tokio::spawn(poll_sqs(self.room.clone(), queue.clone())),
+        };
         let runner = tokio::spawn(run_strategy_loop(self.room.clone(), self.strategy_every));
         // The peer address feeds the per-client join limit.
         let app = self
@@ -110,4 +185,53 @@ impl LocalRoom {
         runner.abort();
         result
     }
+}
+
+/// What the consumer Lambda's event source mapping does on AWS, done locally: takes a batch
+/// from the queue, assigns it, and deletes the messages it assigned. Failed messages stay on
+/// the queue and come back after its visibility timeout; assignment is idempotent, so a
+/// message deleted late (or twice delivered) still gets one position.
+async fn poll_sqs(room: Arc<WaitingRoom>, queue: SqsBuffer) {
+    loop {
+        let batch = match take_batch(&queue).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, "cannot receive from the queue; retrying");
+                tokio::time::sleep(SQS_RETRY).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::time::sleep(SQS_IDLE).await;
+            continue;
+        }
+        let requests: Vec<EnqueueRequest> = batch.iter().map(|m| m.request.clone()).collect();
+        let report = room.assign_batch(&requests).await;
+        let done: Vec<Received> = batch
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| report.failed.binary_search(index).is_err())
+            .map(|(_, message)| message)
+            .collect();
+        if let Err(error) = queue.acknowledge(&done).await {
+            tracing::warn!(%error, "cannot delete handled messages; they will be seen again");
+        }
+        if !report.failed.is_empty() {
+            tokio::time::sleep(SQS_RETRY).await;
+        }
+    }
+}
+
+/// Up to [`SQS_BATCH`] messages: receives until the queue answers with less than a full 10.
+async fn take_batch(queue: &SqsBuffer) -> Result<Vec<Received>, BufferError> {
+    let mut batch = Vec::new();
+    while batch.len() < SQS_BATCH {
+        let received = queue.receive(10, 0).await?;
+        let full = received.len() == 10;
+        batch.extend(received);
+        if !full {
+            break;
+        }
+    }
+    Ok(batch)
 }

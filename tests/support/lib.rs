@@ -138,10 +138,16 @@ pub async fn enqueue(router: &Router, event_id: &str) -> RequestId {
     .expect("uuid")
 }
 
+/// The in-memory buffer enqueued visitors wait in, for tests that play the consumer.
+pub fn buffer(local: &LocalRoom) -> Arc<MemoryBuffer> {
+    local.memory_buffer().expect("a room on the memory store")
+}
+
 /// Runs the batch consumer over everything buffered, as the SQS consumer would.
 pub async fn drain(local: &LocalRoom) {
-    while !local.buffer.is_empty() {
-        let batch = local.buffer.next_batch(1_000).await;
+    let buffer = buffer(local);
+    while !buffer.is_empty() {
+        let batch = buffer.next_batch(1_000).await;
         let report = local.room.assign_batch(&batch).await;
         assert!(report.failed.is_empty(), "batch failed: {report:?}");
     }

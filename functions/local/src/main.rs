@@ -1,13 +1,15 @@
-//! `waiting-room`: the whole waiting room in one local process, on the in-memory store.
+//! `waiting-room`: the whole waiting room in one local process, on the in-memory store or on
+//! DynamoDB and SQS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use waiting_room_core::adapters::{AwsConfig, AwsSettings};
 use waiting_room_core::domain::EventId;
 use waiting_room_core::http::ClientLimit;
-use waiting_room_core::server::{LocalRoom, LocalSettings};
+use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
 
 #[derive(Parser)]
@@ -68,6 +70,27 @@ struct ServeArgs {
     /// Joins a client address may make at once.
     #[arg(long, env = "WR_JOIN_BURST", default_value_t = 20.0)]
     join_burst: f64,
+    /// Where positions, counters and tokens live: in this process, or in DynamoDB with
+    /// enqueues buffered on SQS (region, credentials and `AWS_ENDPOINT_URL` from the
+    /// environment, as for any AWS SDK).
+    #[arg(long, env = "WR_STORE", value_enum, default_value_t = StoreKind::Memory)]
+    store: StoreKind,
+    /// DynamoDB table (with `--store dynamodb`).
+    #[arg(long, env = AwsSettings::TABLE_VAR, required_if_eq("store", "dynamodb"))]
+    table: Option<String>,
+    /// SQS queue URL (with `--store dynamodb`).
+    #[arg(long, env = AwsSettings::QUEUE_URL_VAR, required_if_eq("store", "dynamodb"))]
+    queue_url: Option<String>,
+    /// Create the table and the queue if they are missing (for an emulator such as moto; on
+    /// AWS the SAM template creates them).
+    #[arg(long, env = "WR_CREATE_RESOURCES")]
+    create_resources: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    Memory,
+    Dynamodb,
 }
 
 #[tokio::main]
@@ -142,6 +165,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         burst: args.join_burst.max(1.0),
         per_second: args.join_rate,
     });
+    settings.store = match (args.store, args.table.clone(), args.queue_url.clone()) {
+        (StoreKind::Dynamodb, Some(table), Some(queue_url)) => LocalStore::Aws {
+            aws: AwsConfig::from_env().await,
+            resources: AwsSettings { table, queue_url },
+            create_missing: args.create_resources,
+        },
+        (StoreKind::Dynamodb, _, _) => {
+            return Err("--store dynamodb needs --table and --queue-url".into());
+        }
+        (StoreKind::Memory, _, _) => LocalStore::Memory,
+    };
     let local = LocalRoom::build(settings)
         .await
         .map_err(|e| e.to_string())?;
@@ -158,6 +192,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("  control panel  {base}/control-panel.html");
     println!("  API            {base}  (JWKS at {base}/.well-known/jwks.json, key id {kid})");
     println!("  admin key      {admin_key}");
+    if let (StoreKind::Dynamodb, Some(table), Some(queue_url)) =
+        (args.store, &args.table, &args.queue_url)
+    {
+        println!("  store          DynamoDB table {table}, SQS queue {queue_url}");
+    }
     tracing::info!(listen = %args.listen, "serving");
     local
         .serve(listener, async {

@@ -2,6 +2,8 @@
 //! from the environment (Lambda) or fixed dummies (moto, tests). Nothing outside the adapters
 //! sees an SDK type: [`AwsConfig`] is opaque.
 
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 
@@ -34,10 +36,10 @@ impl AwsSettings {
     }
 }
 
-/// Connection settings shared by the DynamoDB and SQS clients.
+/// Connection settings shared by the DynamoDB and SQS clients (cheap to clone).
 #[derive(Clone)]
 pub struct AwsConfig {
-    sdk: SdkConfig,
+    sdk: Arc<SdkConfig>,
 }
 
 impl std::fmt::Debug for AwsConfig {
@@ -54,7 +56,7 @@ impl AwsConfig {
     /// or instance metadata; `AWS_ENDPOINT_URL` is honoured.
     pub async fn from_env() -> Self {
         Self {
-            sdk: aws_config::load_defaults(BehaviorVersion::latest()).await,
+            sdk: Arc::new(aws_config::load_defaults(BehaviorVersion::latest()).await),
         }
     }
 
@@ -63,12 +65,14 @@ impl AwsConfig {
     pub fn local(endpoint_url: &str) -> Self {
         let credentials = Credentials::new("test", "test", None, None, "waiting-room-local");
         Self {
-            sdk: SdkConfig::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .endpoint_url(endpoint_url)
-                .credentials_provider(SharedCredentialsProvider::new(credentials))
-                .build(),
+            sdk: Arc::new(
+                SdkConfig::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new("us-east-1"))
+                    .endpoint_url(endpoint_url)
+                    .credentials_provider(SharedCredentialsProvider::new(credentials))
+                    .build(),
+            ),
         }
     }
 

@@ -1,10 +1,10 @@
-//! A store wrapper that counts calls per operation and can add latency or fail on demand: how
+//! A store wrapper that counts calls per operation and can add latency or inject faults: how
 //! tests prove that concurrent reads collapse and that store faults lose nothing, and how
 //! benchmarks count store calls per admitted visitor.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,11 +17,25 @@ use crate::ports::{
     AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, RedeemOutcome, Store, StoreError,
 };
 
+/// What the wrapper does to calls while a fault is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every call fails as an unreachable store would (`StoreError::Unavailable`).
+    Unavailable,
+    /// About one call in `one_in` is refused as DynamoDB refuses past an item's or a table's
+    /// throughput (`StoreError::Throttled`); 1 refuses them all. Which calls is a fixed
+    /// pseudo-random pick, so runs repeat, yet no request that makes the same calls on every
+    /// retry can be refused forever.
+    Throttled { one_in: u64 },
+}
+
 pub struct InstrumentedStore<S> {
     inner: S,
     latency: Duration,
-    failing: AtomicBool,
-    // std Mutex: held only to bump a count.
+    // std Mutexes: held only to read or bump a value.
+    fault: Mutex<Option<Fault>>,
+    /// Calls made while a throttling fault was set, to pick the ones refused.
+    throttle_seen: AtomicU64,
     calls: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -30,7 +44,8 @@ impl<S: Store> InstrumentedStore<S> {
         Self {
             inner,
             latency: Duration::ZERO,
-            failing: AtomicBool::new(false),
+            fault: Mutex::new(None),
+            throttle_seen: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
         }
     }
@@ -41,9 +56,12 @@ impl<S: Store> InstrumentedStore<S> {
         self
     }
 
-    /// While set, every call fails as an unreachable store would.
-    pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
+    /// Injects `fault` into the calls that follow; `None` heals the store.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        if let Ok(mut current) = self.fault.lock() {
+            *current = fault;
+        }
+        self.throttle_seen.store(0, Ordering::SeqCst);
     }
 
     /// Calls so far, per operation.
@@ -62,13 +80,30 @@ impl<S: Store> InstrumentedStore<S> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable(format!(
+        let fault = self.fault.lock().map(|f| *f).unwrap_or(None);
+        match fault {
+            None => Ok(()),
+            Some(Fault::Unavailable) => Err(StoreError::Unavailable(format!(
                 "injected fault in {operation}"
-            )));
+            ))),
+            Some(Fault::Throttled { one_in }) => {
+                let seen = self.throttle_seen.fetch_add(1, Ordering::SeqCst);
+                if scramble(seen).is_multiple_of(one_in.max(1)) {
+                    Err(StoreError::Throttled)
+                } else {
+                    Ok(())
+                }
+            }
         }
-        Ok(())
     }
+}
+
+/// SplitMix64's finaliser: consecutive counts map to well-spread values.
+fn scramble(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[async_trait]

@@ -15,7 +15,7 @@ pub use aws::{AwsConfig, AwsSettings};
 pub use buffer::MemoryBuffer;
 pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::DynamoStore;
-pub use instrumented::InstrumentedStore;
+pub use instrumented::{Fault, InstrumentedStore};
 pub use memory::MemoryStore;
 pub use secrets::SecretKeys;
 pub use sqs::SqsBuffer;

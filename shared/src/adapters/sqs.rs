@@ -76,6 +76,18 @@ impl SqsBuffer {
         Ok(Self { client, queue_url })
     }
 
+    /// The queue `queue_url` names, created if missing (its name is the URL's last segment).
+    /// For emulators: on AWS the SAM template creates the queue with its dead-letter redrive.
+    pub async fn ensure_queue(aws: &AwsConfig, queue_url: &str) -> Result<Self, BufferError> {
+        let name = queue_url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| BufferError::Unavailable(format!("no queue name in {queue_url:?}")))?;
+        Self::create_queue(aws, name).await
+    }
+
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }

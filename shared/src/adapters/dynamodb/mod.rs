@@ -128,6 +128,15 @@ impl DynamoStore {
         self.table.create().await
     }
 
+    /// Creates the table unless it exists; true when it was created.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        if self.table.exists().await? {
+            return Ok(false);
+        }
+        self.table.create().await?;
+        Ok(true)
+    }
+
     pub async fn delete_table(&self) -> Result<(), StoreError> {
         self.table.delete().await
     }

@@ -88,6 +88,27 @@ impl Table {
         Ok(())
     }
 
+    /// Whether the table exists, in any status.
+    pub async fn exists(&self) -> Result<bool, StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
     pub async fn delete(&self) -> Result<(), StoreError> {
         self.client
             .delete_table()
