@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run the waiting room locally: API, visitor page, control panel, consumer and strategies.
     Serve(ServeArgs),
+    /// Simulate an event on AWS: time until everyone is let in, the first limit reached,
+    /// requests per service and the cost per 1,000 admitted visitors.
+    Simulate(waiting_room_capacity::simulate::SimulateArgs),
     /// Write a new signing key (PKCS#8 PEM) to a file.
     Keygen {
         #[arg(long, default_value = "RS256")]
@@ -95,14 +98,21 @@ enum StoreKind {
 
 #[tokio::main]
 async fn main() {
+    let cli = Cli::parse();
+    // The server logs what it does; the other commands print their results and only warn.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,waiting_room_core=info".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    let result = match Cli::parse().command {
+    let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Simulate(args) => waiting_room_capacity::simulate::run(&args).await,
         Command::Keygen { algorithm, out } => keygen(algorithm, &out),
     };
     if let Err(message) = result {

@@ -1,15 +1,18 @@
 //! Store calls per admitted visitor, counted by [`InstrumentedStore`] while visitors go through
 //! the real room: enqueue → position (the batch consumer) → polls of `/status` at the pace it
 //! asks → token, with the strategy runner letting them in. Time is a manual clock, so the run
-//! is exact and repeatable and takes well under a second.
+//! is exact and repeatable; on the memory store it takes well under a second. On a
+//! [`DynamoStore`] the DynamoDB calls are counted too, on the wire.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use waiting_room_core::WaitingRoom;
-use waiting_room_core::adapters::{InstrumentedStore, ManualClock, MemoryBuffer, MemoryStore};
+use waiting_room_core::adapters::{
+    DynamoStore, InstrumentedStore, ManualClock, MemoryBuffer, MemoryStore,
+};
 use waiting_room_core::domain::{EventConfig, EventId, RequestId, Strategy};
-use waiting_room_core::ports::Clock;
+use waiting_room_core::ports::{Clock, Store};
 use waiting_room_core::service::CacheSettings;
 use waiting_room_core::token::{KeyAlgorithm, KeyRing, SigningKey, TokenIssuer};
 
@@ -30,8 +33,24 @@ pub const WRITES: &[&str] = &[
     "update_event",
 ];
 
+/// DynamoDB operations that write.
+pub const DYNAMODB_WRITES: &[&str] = &[
+    "BatchWriteItem",
+    "DeleteItem",
+    "PutItem",
+    "TransactWriteItems",
+    "UpdateItem",
+];
+
 pub fn is_write(operation: &str) -> bool {
-    WRITES.contains(&operation)
+    WRITES.contains(&operation) || DYNAMODB_WRITES.contains(&operation)
+}
+
+/// The store the counted room runs on.
+pub enum Backend {
+    Memory,
+    /// A DynamoDB table (created beforehand), whose calls are also counted on the wire.
+    DynamoDb(DynamoStore),
 }
 
 /// What the visitors did, in the order of the journey.
@@ -104,6 +123,10 @@ pub struct FlowCounts {
     pub steps: BTreeMap<Step, u64>,
     /// Store calls per operation, made during each step.
     pub calls: BTreeMap<Step, BTreeMap<&'static str, u64>>,
+    /// On DynamoDB: the calls per DynamoDB operation made during each step.
+    pub wire: BTreeMap<Step, BTreeMap<String, u64>>,
+    /// On DynamoDB: the `UpdateItem` calls that moved the queue counter, per step.
+    pub queue_counter_moves: BTreeMap<Step, u64>,
 }
 
 impl FlowCounts {
@@ -133,6 +156,43 @@ impl FlowCounts {
 
     pub fn writes_per_admitted(&self) -> f64 {
         ratio(self.total(is_write), self.admitted)
+    }
+
+    /// DynamoDB calls of one operation per occurrence of `step`.
+    pub fn wire_per(&self, step: Step, operation: &str) -> f64 {
+        let calls = self
+            .wire
+            .get(&step)
+            .and_then(|c| c.get(operation))
+            .copied()
+            .unwrap_or(0);
+        ratio(calls, self.times(step))
+    }
+
+    /// DynamoDB write calls per admitted visitor.
+    pub fn wire_writes_per_admitted(&self) -> f64 {
+        let writes: u64 = self
+            .wire
+            .values()
+            .flat_map(|calls| calls.iter())
+            .filter(|(operation, _)| is_write(operation))
+            .map(|(_, n)| n)
+            .sum();
+        ratio(writes, self.admitted)
+    }
+
+    /// DynamoDB calls of any kind per admitted visitor.
+    pub fn wire_calls_per_admitted(&self) -> f64 {
+        let calls: u64 = self.wire.values().flat_map(|calls| calls.values()).sum();
+        ratio(calls, self.admitted)
+    }
+
+    /// Every DynamoDB operation seen, in name order.
+    pub fn wire_operations(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.wire.values().flat_map(|c| c.keys().cloned()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     pub fn reads_per_admitted(&self) -> f64 {
@@ -183,10 +243,21 @@ struct Visitor {
 }
 
 /// Counts the store calls of `settings.visitors` visitors going through the whole journey.
-pub async fn count_store_calls(settings: &FlowSettings) -> FlowCounts {
+pub async fn count_store_calls(settings: &FlowSettings, backend: Backend) -> FlowCounts {
+    match backend {
+        Backend::Memory => run(settings, MemoryStore::new(), None).await,
+        Backend::DynamoDb(store) => run(settings, store.clone(), Some(store)).await,
+    }
+}
+
+async fn run<S: Store + 'static>(
+    settings: &FlowSettings,
+    inner: S,
+    wire: Option<DynamoStore>,
+) -> FlowCounts {
     let start_ms = waiting_room_core::adapters::SystemClock.now_ms();
     let clock = Arc::new(ManualClock::new(start_ms));
-    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()));
+    let store = Arc::new(InstrumentedStore::new(inner));
     let buffer = Arc::new(MemoryBuffer::new(settings.visitors as usize + 1));
     let key = SigningKey::generate(KeyAlgorithm::EdDSA).expect("key generation");
     let room = WaitingRoom::new(store.clone(), clock.clone(), CacheSettings::default())
@@ -204,8 +275,9 @@ pub async fn count_store_calls(settings: &FlowSettings) -> FlowCounts {
         visitors: settings.visitors,
         ..FlowCounts::default()
     };
-    // Attributes the store calls made by one step to it.
+    // Attributes the store calls (and DynamoDB calls) made by one step to it.
     let mut last = store.calls();
+    let mut last_wire = wire.as_ref().map(DynamoStore::calls).unwrap_or_default();
     let mut record = |step: Step, counts: &mut FlowCounts| {
         let now = store.calls();
         let into = counts.calls.entry(step).or_default();
@@ -217,6 +289,16 @@ pub async fn count_store_calls(settings: &FlowSettings) -> FlowCounts {
         }
         *counts.steps.entry(step).or_default() += 1;
         last = now;
+        if let Some(wire) = &wire {
+            let now = wire.calls();
+            let delta = now.since(&last_wire);
+            let into = counts.wire.entry(step).or_default();
+            for (operation, n) in delta.by_operation {
+                *into.entry(operation).or_default() += n;
+            }
+            *counts.queue_counter_moves.entry(step).or_default() += delta.queue_counter_moves;
+            last_wire = now;
+        }
     };
 
     // Arrivals, with one consumer batch per second of arrivals.
@@ -296,11 +378,14 @@ mod tests {
 
     #[tokio::test]
     async fn every_visitor_is_admitted_with_a_few_writes_each() {
-        let counts = count_store_calls(&FlowSettings {
-            visitors: 300,
-            arrivals_per_sec: 100,
-            ..FlowSettings::default()
-        })
+        let counts = count_store_calls(
+            &FlowSettings {
+                visitors: 300,
+                arrivals_per_sec: 100,
+                ..FlowSettings::default()
+            },
+            Backend::Memory,
+        )
         .await;
         assert_eq!(counts.admitted, 300);
         assert_eq!(counts.times(Step::Token), 300);

@@ -5,3 +5,4 @@ pub mod aws;
 pub mod chart;
 pub mod flow;
 pub mod model;
+pub mod simulate;

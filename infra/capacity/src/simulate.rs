@@ -1,68 +1,67 @@
-//! The capacity and cost model: an event's line simulated second by second with the room's
-//! own strategy and polling rules, what each AWS service sees, the first limit reached, and
-//! the cost per 1,000 admitted visitors.
+//! `waiting-room simulate`: an event's line simulated second by second with the room's own
+//! strategy and polling rules, what each AWS service sees, the first limit reached, and the
+//! cost per 1,000 admitted visitors.
 //!
-//! `cargo run --release -p waiting-room-capacity --bin capacity -- --visitors 100000 \
+//! `cargo run --release -p waiting-room -- simulate --visitors 100000 \
 //!    --arrival spike:0.5:60:1800 --strategy max-size:2000 --svg docs/capacity-example.svg`
 
 use std::path::PathBuf;
 
-use clap::Parser;
-use waiting_room_capacity::aws::{Limits, PerCall, Prices, Requests};
-use waiting_room_capacity::chart;
-use waiting_room_capacity::flow::{FlowSettings, count_store_calls};
-use waiting_room_capacity::model::{Arrival, Scenario, simulate};
+use crate::aws::{Limits, PerCall, Prices, Requests};
+use crate::chart;
+use crate::flow::{Backend, FlowSettings, count_store_calls};
+use crate::model::{Arrival, Scenario, Second, simulate};
 use waiting_room_core::domain::{EventConfig, EventId, Strategy};
 use waiting_room_core::token::KeyAlgorithm;
 
-#[derive(Parser)]
-#[command(about = "Capacity and AWS cost of one waiting-room event")]
-struct Args {
+/// What to simulate: the event, its strategy, and the AWS settings it runs under.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
     /// Visitors who join the line.
     #[arg(long, default_value_t = 100_000)]
-    visitors: u64,
+    pub visitors: u64,
     /// `uniform:SECS`, or `spike:SHARE:SPIKE_SECS:REST_SECS` (SHARE of everyone within the
     /// first SPIKE_SECS, the rest evenly over the next REST_SECS).
     #[arg(long, default_value = "spike:0.5:60:1800")]
-    arrival: String,
+    pub arrival: String,
     /// `max-size:MAX_ACTIVE` or `periodic:INCREMENT_BY:INTERVAL_SECS`.
     #[arg(long, default_value = "max-size:2000")]
-    strategy: String,
+    pub strategy: String,
     /// At most this many admissions per minute, on top of the strategy.
     #[arg(long)]
-    rate_limit_per_min: Option<u64>,
+    pub rate_limit_per_min: Option<u64>,
     /// Seconds between strategy passes (the template's StrategyEverySecs).
     #[arg(long, default_value_t = 5)]
-    runner_every: u64,
+    pub runner_every: u64,
     /// Seconds an admitted visitor stays before the main app ends the session.
     #[arg(long, default_value_t = 600)]
-    session_secs: u64,
+    pub session_secs: u64,
     /// Share of served visitors who never claim their token.
     #[arg(long, default_value_t = 0.05)]
-    abandon: f64,
+    pub abandon: f64,
     /// Token algorithm (signing time and item size).
     #[arg(long, default_value = "RS256")]
-    algorithm: KeyAlgorithm,
+    pub algorithm: KeyAlgorithm,
     /// Main-app requests per admitted visitor checked by the room's authorizer.
     #[arg(long, default_value_t = 0.0)]
-    authorized_requests: f64,
+    pub authorized_requests: f64,
     /// The consumer's ConsumerMaxConcurrency.
     #[arg(long, default_value_t = 5.0)]
-    consumer_concurrency: f64,
+    pub consumer_concurrency: f64,
     /// Lambda concurrent executions available to the room.
     #[arg(long, default_value_t = 1_000.0)]
-    lambda_concurrency: f64,
+    pub lambda_concurrency: f64,
     /// Writes and reads per second the table takes before on-demand scaling (warm throughput).
     #[arg(long, default_value_t = 4_000.0)]
-    table_wcu: f64,
+    pub table_wcu: f64,
     #[arg(long, default_value_t = 12_000.0)]
-    table_rcu: f64,
+    pub table_rcu: f64,
     /// Visitors in the store-call counting run the model takes its per-call figures from.
     #[arg(long, default_value_t = 10_000)]
-    flow_visitors: u64,
+    pub flow_visitors: u64,
     /// Write the chart here (SVG).
     #[arg(long)]
-    svg: Option<PathBuf>,
+    pub svg: Option<PathBuf>,
 }
 
 fn strategy(raw: &str) -> Result<Strategy, String> {
@@ -103,10 +102,9 @@ fn clock(secs: u64) -> String {
     format!("{}h{:02}m{:02}s", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let args = Args::parse();
-    let run = || -> Result<_, String> {
+/// Simulates the event and prints the report (and writes the chart when asked).
+pub async fn run(args: &SimulateArgs) -> Result<(), String> {
+    let parse = || -> Result<_, String> {
         let arrival = Arrival::parse(&args.arrival)?;
         let mut config = EventConfig::new(EventId::parse("sale").map_err(|e| e.to_string())?);
         config.strategy = strategy(&args.strategy)?;
@@ -114,10 +112,7 @@ async fn main() {
         config.validate().map_err(|e| e.to_string())?;
         Ok((arrival, config))
     };
-    let (arrival, config) = run().unwrap_or_else(|message| {
-        eprintln!("error: {message}");
-        std::process::exit(2)
-    });
+    let (arrival, config) = parse()?;
     let mut scenario = Scenario::new(args.visitors, arrival, config);
     scenario.runner_every_secs = args.runner_every.max(1);
     scenario.session_secs = args.session_secs;
@@ -136,10 +131,13 @@ async fn main() {
     };
     let prices = Prices::default();
 
-    let flow = count_store_calls(&FlowSettings {
-        visitors: args.flow_visitors,
-        ..FlowSettings::default()
-    })
+    let flow = count_store_calls(
+        &FlowSettings {
+            visitors: args.flow_visitors,
+            ..FlowSettings::default()
+        },
+        Backend::Memory,
+    )
     .await;
     let outcome = simulate(&scenario, &flow, &per_call, &limits);
     let usage = &outcome.usage;
@@ -177,9 +175,7 @@ async fn main() {
         "polls per admitted visitor {:.1}",
         usage.polls / outcome.claimed.max(1.0)
     );
-    let peak = |f: &dyn Fn(&waiting_room_capacity::model::Second) -> f64| {
-        outcome.seconds.iter().map(f).fold(0.0, f64::max)
-    };
+    let peak = |f: &dyn Fn(&Second) -> f64| outcome.seconds.iter().map(f).fold(0.0, f64::max);
     println!(
         "peak API requests/s        {}",
         thousands(peak(&|s| s.api_requests))
@@ -277,8 +273,9 @@ async fn main() {
             args.strategy
         );
         std::fs::write(path, chart::svg(&outcome, &title))
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!();
         println!("chart written to {}", path.display());
     }
+    Ok(())
 }
