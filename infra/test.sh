@@ -28,5 +28,11 @@ step "README walk-through against a local server, on memory and on DynamoDB + SQ
 bash infra/walkthrough.sh
 bash infra/walkthrough.sh dynamodb "$WR_TEST_AWS_ENDPOINT"
 
+step "capacity model: waiting-room simulate"
+report=$(target/debug/waiting-room simulate --visitors 20000 --arrival uniform:600 \
+  --strategy periodic:100:5 --flow-visitors 300)
+grep -E '^everyone let in after +0h16m4[0-9]s$' <<<"$report"  # 20,000 at 1,200/min
+grep -E '^total +[0-9.]+$' <<<"$report"
+
 step "browser: visitor page and control panel in headless Chromium"
 WR_BIN=target/debug/waiting-room bash tests/browser/run.sh

@@ -288,7 +288,10 @@ pub fn simulate(
         }
         history.retain(|inc| inc.at_ms > now_ms - eta::RATE_WINDOW_MS);
         second.admitted = serving;
-        if all_admitted.is_none() && serving >= total - 0.5 {
+        // Everyone has arrived, has a place, and the counter has reached the last whole place
+        // (arrivals come in fractions; the strategy admits whole visitors).
+        let everyone_placed = arrived_total >= total - 0.5 && backlog < 0.5;
+        if all_admitted.is_none() && everyone_placed && serving >= queue.floor() {
             all_admitted = Some(t);
         }
 
@@ -437,6 +440,37 @@ mod tests {
         let crowd = polls_per_sec(100_000.0, 0.0);
         // 100,000 visitors, most of them at the slowest pace of one poll per 30 s.
         assert!(crowd > 3_333.0 && crowd < 3_700.0, "{crowd}");
+    }
+
+    #[test]
+    fn everyone_is_let_in_at_the_strategys_pace_whatever_the_arrival_fractions() {
+        use crate::aws::{Limits, PerCall};
+        use waiting_room_core::domain::{EventConfig, EventId, Strategy};
+        // 100 every 5 s is 20 a second; arrivals come faster, so the strategy sets the pace.
+        for (arrival, visitors) in [
+            ("uniform:600", 20_000),
+            ("spike:0.5:60:600", 100_000),
+            ("uniform:7", 1_000),
+        ] {
+            let mut config = EventConfig::new(EventId::parse("sale").unwrap());
+            config.strategy = Strategy::Periodic {
+                increment_by: 100,
+                interval_secs: 5,
+            };
+            let scenario = Scenario::new(visitors, Arrival::parse(arrival).unwrap(), config);
+            let outcome = simulate(
+                &scenario,
+                &FlowCounts::default(),
+                &PerCall::rs256(),
+                &Limits::default(),
+            );
+            let took = outcome.all_admitted_secs.expect("everyone let in");
+            let expected = visitors / 20;
+            assert!(
+                took.abs_diff(expected) <= 10,
+                "{arrival}: {took} s, expected about {expected} s"
+            );
+        }
     }
 
     #[test]
