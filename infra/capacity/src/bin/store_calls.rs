@@ -3,7 +3,10 @@
 //! or AWS) where every DynamoDB call is also counted on the wire.
 //!
 //! `cargo run --release -p waiting-room-capacity --bin store-calls [-- VISITORS]`
-//! `cargo run --release -p waiting-room-capacity --bin store-calls -- 10000 --dynamodb http://127.0.0.1:4566`
+//! `cargo run --release -p waiting-room-capacity --bin store-calls -- 600 --arrivals-per-sec 100 --dynamodb http://127.0.0.1:4566`
+//!
+//! moto copies the whole table for every transaction, so its memory and time grow with the
+//! table: runs on moto stay at a few hundred visitors (2,000 exhausted 24 GiB).
 
 use clap::Parser;
 use waiting_room_capacity::flow::{Backend, FlowCounts, FlowSettings, Step, is_write};
@@ -15,6 +18,9 @@ struct Args {
     /// Visitors to take through the journey.
     #[arg(default_value_t = 10_000)]
     visitors: u64,
+    /// Visitors arriving per second; the consumer takes one batch per second of arrivals.
+    #[arg(long, default_value_t = 1_000)]
+    arrivals_per_sec: u64,
     /// Run on DynamoDB at this endpoint (moto: http://127.0.0.1:4566, dummy credentials) in a
     /// table created for the run and deleted after it.
     #[arg(long)]
@@ -26,6 +32,7 @@ async fn main() {
     let args = Args::parse();
     let settings = FlowSettings {
         visitors: args.visitors,
+        arrivals_per_sec: args.arrivals_per_sec.max(1),
         ..FlowSettings::default()
     };
     let dynamo = args.dynamodb.as_deref().map(|endpoint| {
