@@ -10,7 +10,6 @@ use waiting_room_core::adapters::Fault;
 use waiting_room_core::domain::{EnqueueRequest, RequestId, Strategy};
 use waiting_room_core::http::{AdminAuth, router};
 use waiting_room_core::lambda::{handle_schedule, handle_sqs_batch};
-use waiting_room_core::service::CacheSettings;
 use waiting_room_tests::*;
 
 const SQS_FIXTURE: &str = include_str!("fixtures/sqs-enqueue-batch.json");
@@ -91,11 +90,7 @@ fn sqs_batch(messages: &[(String, String)]) -> SqsEvent {
 #[tokio::test]
 async fn intermittent_throttling_retries_messages_until_each_visitor_is_placed_once() {
     const VISITORS: usize = 1_200;
-    let cache = CacheSettings {
-        config_ttl: Duration::ZERO,
-        counters_ttl: Duration::ZERO,
-    };
-    let (room, store, _) = instrumented_room(Duration::ZERO, cache).await;
+    let (room, store, _) = instrumented_room(Duration::ZERO, no_cache()).await;
     let requests: Vec<EnqueueRequest> = (0..VISITORS)
         .map(|i| EnqueueRequest {
             event_id: event("demo"),
@@ -155,11 +150,7 @@ async fn intermittent_throttling_retries_messages_until_each_visitor_is_placed_o
 /// retry then gets the token, counted once.
 #[tokio::test]
 async fn throttled_token_claims_answer_503_and_count_once_when_retried() {
-    let cache = CacheSettings {
-        config_ttl: Duration::ZERO,
-        counters_ttl: Duration::ZERO,
-    };
-    let (room, store, _) = instrumented_room(Duration::ZERO, cache).await;
+    let (room, store, _) = instrumented_room(Duration::ZERO, no_cache()).await;
     let app = router(room.clone(), AdminAuth::Key(ADMIN_KEY.into()));
     let mut ids = Vec::new();
     for _ in 0..30 {
@@ -207,11 +198,7 @@ async fn throttled_token_claims_answer_503_and_count_once_when_retried() {
 
 #[tokio::test]
 async fn store_faults_fail_the_messages_for_retry_and_lose_nothing() {
-    let cache = CacheSettings {
-        config_ttl: Duration::ZERO,
-        counters_ttl: Duration::ZERO,
-    };
-    let (room, store, _) = instrumented_room(Duration::ZERO, cache).await;
+    let (room, store, _) = instrumented_room(Duration::ZERO, no_cache()).await;
     let (a, b, c) = (message("demo"), message("demo"), message("demo"));
     store.set_fault(Some(Fault::Unavailable));
     let response = handle_sqs_batch(&room, sqs_event([&a, &b, &c])).await;

@@ -11,9 +11,8 @@ use waiting_room_core::adapters::{AwsConfig, AwsSettings, SqsBuffer};
 use waiting_room_core::domain::{EnqueueRequest, EventId, RequestId};
 use waiting_room_core::ports::EnqueueBuffer;
 use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
-use waiting_room_core::service::CacheSettings;
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
-use waiting_room_tests::ADMIN_KEY;
+use waiting_room_tests::{ADMIN_KEY, no_cache};
 
 const VISITORS: usize = 40;
 const REDELIVERED: usize = 10;
@@ -32,10 +31,7 @@ async fn the_local_server_runs_on_dynamodb_and_sqs() {
     );
     settings.events = vec![EventId::parse("demo").expect("event id")];
     settings.client_limit = None;
-    settings.cache = CacheSettings {
-        config_ttl: Duration::ZERO,
-        counters_ttl: Duration::ZERO,
-    };
+    settings.cache = no_cache();
     settings.store = LocalStore::Aws {
         aws: aws.clone(),
         resources: AwsSettings {

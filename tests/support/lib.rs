@@ -32,12 +32,17 @@ pub async fn room_with(algorithm: KeyAlgorithm) -> (LocalRoom, Arc<ManualClock>)
         SigningKey::generate(algorithm).expect("key generation"),
     );
     settings.events = vec![EventId::parse("demo").expect("event id")];
-    settings.cache = CacheSettings {
-        config_ttl: Duration::ZERO,
-        counters_ttl: Duration::ZERO,
-    };
+    settings.cache = no_cache();
     settings.clock = clock.clone();
     (LocalRoom::build(settings).await.expect("room"), clock)
+}
+
+/// Caches that keep nothing: every read sees the last write.
+pub fn no_cache() -> CacheSettings {
+    CacheSettings {
+        config_ttl: Duration::ZERO,
+        counters_ttl: Duration::ZERO,
+    }
 }
 
 pub async fn room() -> (LocalRoom, Arc<ManualClock>) {

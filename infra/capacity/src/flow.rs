@@ -136,13 +136,7 @@ impl FlowCounts {
 
     /// Store calls of one operation made per occurrence of `step`.
     pub fn per(&self, step: Step, operation: &str) -> f64 {
-        let calls = self
-            .calls
-            .get(&step)
-            .and_then(|c| c.get(operation))
-            .copied()
-            .unwrap_or(0);
-        ratio(calls, self.times(step))
+        ratio(calls_in(&self.calls, step, operation), self.times(step))
     }
 
     fn total(&self, keep: impl Fn(&str) -> bool) -> u64 {
@@ -160,13 +154,7 @@ impl FlowCounts {
 
     /// DynamoDB calls of one operation per occurrence of `step`.
     pub fn wire_per(&self, step: Step, operation: &str) -> f64 {
-        let calls = self
-            .wire
-            .get(&step)
-            .and_then(|c| c.get(operation))
-            .copied()
-            .unwrap_or(0);
-        ratio(calls, self.times(step))
+        ratio(calls_in(&self.wire, step, operation), self.times(step))
     }
 
     /// DynamoDB write calls per admitted visitor.
@@ -230,6 +218,19 @@ impl FlowCounts {
         all.dedup();
         all
     }
+}
+
+/// Calls of `operation` made during `step`.
+fn calls_in<K: std::borrow::Borrow<str> + Ord>(
+    calls: &BTreeMap<Step, BTreeMap<K, u64>>,
+    step: Step,
+    operation: &str,
+) -> u64 {
+    calls
+        .get(&step)
+        .and_then(|c| c.get(operation))
+        .copied()
+        .unwrap_or(0)
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
