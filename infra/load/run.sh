@@ -4,7 +4,7 @@
 # scenario for a bounded time, stops everything and prints a table. Traffic goes to 127.0.0.1
 # only and every run stops by itself.
 #
-#   bash infra/load/run.sh              # the full run, about 6 minutes
+#   bash infra/load/run.sh              # the full run, about 10 minutes
 #   WR_LOAD_QUICK=1 bash infra/load/run.sh   # a smoke run: every scenario for a few seconds
 set -euo pipefail
 cd "$(dirname "$0")/../.."
