@@ -131,6 +131,27 @@ class Room(FastHttpUser):
         ) as response:
             expect(response, 202)
 
+    def poll_status(self):
+        """What the page polls: the visitor's whole status (uncacheable)."""
+        with self.client.get(
+            f"/status?event_id={EVENT}&request_id={self.request_id}",
+            name="GET /status",
+            catch_response=True,
+        ) as response:
+            expect(response, 200)
+
+    def poll_serving_num(self):
+        """The cacheable counter, revalidated with the last ETag (needs `self.etag`)."""
+        headers = {"if-none-match": self.etag} if self.etag else {}
+        with self.client.get(
+            f"/serving_num?event_id={EVENT}",
+            headers=headers,
+            name="GET /serving_num",
+            catch_response=True,
+        ) as response:
+            expect(response, 200, 304)
+            self.etag = response.headers.get("etag") or self.etag
+
 
 # ---- tokens shared by the authorizer and mix scenarios ---------------------------------------
 
@@ -219,24 +240,11 @@ class PollingStorm(Room):
     def status(self):
         if not self.request_id:
             return
-        with self.client.get(
-            f"/status?event_id={EVENT}&request_id={self.request_id}",
-            name="GET /status",
-            catch_response=True,
-        ) as response:
-            expect(response, 200)
+        self.poll_status()
 
     @task(1)
     def serving_num(self):
-        headers = {"if-none-match": self.etag} if self.etag else {}
-        with self.client.get(
-            f"/serving_num?event_id={EVENT}",
-            headers=headers,
-            name="GET /serving_num",
-            catch_response=True,
-        ) as response:
-            expect(response, 200, 304)
-            self.etag = response.headers.get("etag") or self.etag
+        self.poll_serving_num()
 
 
 _burst = {"ready": 0}
@@ -314,24 +322,11 @@ class Mix(Room):
 
     @task(25)
     def status(self):
-        with self.client.get(
-            f"/status?event_id={EVENT}&request_id={self.request_id}",
-            name="GET /status",
-            catch_response=True,
-        ) as response:
-            expect(response, 200)
+        self.poll_status()
 
     @task(20)
     def serving_num(self):
-        headers = {"if-none-match": self.etag} if self.etag else {}
-        with self.client.get(
-            f"/serving_num?event_id={EVENT}",
-            headers=headers,
-            name="GET /serving_num",
-            catch_response=True,
-        ) as response:
-            expect(response, 200, 304)
-            self.etag = response.headers.get("etag") or self.etag
+        self.poll_serving_num()
 
     @task(10)
     def authorize(self):

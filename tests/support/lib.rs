@@ -97,12 +97,7 @@ pub async fn call(
         .expect("router is infallible");
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let bytes = read_body(response).await;
     let body = if bytes.is_empty() {
         Value::Null
     } else {
@@ -215,14 +210,19 @@ pub async fn through_lambda_http(router: &Router, payload: &str) -> (StatusCode,
     let request = lambda_http::request::from_str(payload).expect("an API Gateway payload");
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let bytes = read_body(response).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// A router's whole answer body.
+async fn read_body(response: axum::response::Response) -> axum::body::Bytes {
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
 }
