@@ -74,6 +74,18 @@ pub struct ScheduleReport {
     pub failures: u32,
 }
 
+/// A scheduled invocation stops this long after it started at the latest, so two never overlap
+/// (the schedule fires once a minute).
+pub const RUNNER_MINUTE_BUDGET: Duration = Duration::from_secs(55);
+/// Margin a scheduled invocation keeps before the function's own deadline.
+pub const RUNNER_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long one scheduled invocation may run its passes, given the time left before its
+/// deadline.
+pub fn runner_budget(to_deadline: Duration) -> Duration {
+    RUNNER_MINUTE_BUDGET.min(to_deadline.saturating_sub(RUNNER_DEADLINE_MARGIN))
+}
+
 /// EventBridge schedules fire at most once a minute, so one invocation runs a pass every
 /// `every` until `budget` is spent (keep it under the function timeout and the schedule rate,
 /// so invocations do not overlap).

@@ -26,6 +26,8 @@
 //! fails after claiming (say, throttled past its retries) releases its unnumbered claims, so its
 //! redelivery need not wait for the lease.
 
+mod capacity;
+mod classes;
 mod errors;
 mod items;
 mod keys;
@@ -39,10 +41,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
+pub use self::classes::{ItemClass, Scope};
 use self::items::{EventState, Item, ItemExt, StoredRequest};
 use self::keys::attr;
-pub use self::metrics::CallCounts;
 use self::metrics::CountCalls;
+pub use self::metrics::{CallCounts, CallRecord, Outcome, Touch};
 use self::table::{Table, Tx, Written};
 use super::aws::AwsConfig;
 use crate::domain::{
@@ -120,6 +123,17 @@ impl DynamoStore {
     /// DynamoDB calls made through this store (and its clones) so far.
     pub fn calls(&self) -> CallCounts {
         self.calls.snapshot()
+    }
+
+    /// From now on, records every data call with the items it touched and the capacity it
+    /// took (see `metrics.rs`); for measuring runs, since it keeps a copy of each item seen.
+    pub fn record_items(&self) {
+        self.calls.record_items();
+    }
+
+    /// The calls recorded since the last take (none unless [`Self::record_items`] was called).
+    pub fn take_records(&self) -> Vec<CallRecord> {
+        self.calls.take_records()
     }
 
     /// Creates the table, its indexes and TTL (on AWS the SAM template does this), and waits
