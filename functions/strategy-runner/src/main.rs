@@ -7,11 +7,6 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use waiting_room_core::lambda;
 
-/// Stop this long before the minute ends, so two invocations never overlap.
-const MINUTE_BUDGET: Duration = Duration::from_secs(55);
-/// Margin kept before the function's own deadline.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
@@ -25,7 +20,7 @@ async fn main() -> Result<(), Error> {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
             let to_deadline = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-            let budget = MINUTE_BUDGET.min(to_deadline.saturating_sub(DEADLINE_MARGIN));
+            let budget = lambda::runner_budget(to_deadline);
             let report = lambda::handle_schedule(&room, event.payload, every, budget).await;
             lambda::flush_invocation_metrics("strategy-runner");
             Ok::<_, Error>(report)

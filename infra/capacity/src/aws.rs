@@ -1,258 +1,357 @@
-//! What the room's calls cost on AWS: DynamoDB units per store call, Lambda time per request,
-//! the limits that bind first, and public us-east-1 prices. Every number here is an assumption
-//! an operator may question; each says where it comes from.
+//! What the room's traffic asks of AWS: DynamoDB units per item class from the measured run
+//! ([`Measured`]), Lambda time per request, the limits that bind, and public us-east-1 prices.
+//! Every number here that is not measured is an assumption or a documented limit, and says
+//! which, and where it comes from.
 
-use crate::flow::{FlowCounts, Step};
+use std::collections::BTreeMap;
 
-/// DynamoDB capacity one store call takes. Derived from the DynamoDB adapter's design (one
-/// table; the event item holds config and counters; reads strongly consistent; multi-item
-/// steps in transactions, which cost twice): a request read is a `BatchGetItem` of the event
-/// item and the request item, a token claim is a 3-item transaction, a batch assignment is a
-/// conditional claim put plus a position update per visitor and one counter `ADD` per batch.
+use waiting_room_core::adapters::dynamodb::Scope;
+
+use crate::flow::{PAGE_UNPLACED_POLL_MS, Step};
+use crate::measured::{ClassCost, Measured, Per};
+
+/// How often each step happens in one second (or over a whole event).
+#[derive(Debug, Clone, Default)]
+pub struct StepRates {
+    /// Occurrences and visitors acted on, per step.
+    pub rates: BTreeMap<Step, (f64, f64)>,
+}
+
+impl StepRates {
+    pub fn add(&mut self, step: Step, occurrences: f64, visitors: f64) {
+        let entry = self.rates.entry(step).or_default();
+        entry.0 += occurrences;
+        entry.1 += visitors;
+    }
+
+    pub fn occurrences(&self, step: Step) -> f64 {
+        self.rates.get(&step).map_or(0.0, |r| r.0)
+    }
+}
+
+/// Load on one class of items in one second, in units.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassLoad {
+    pub read_units: f64,
+    pub write_units: f64,
+    /// Units on single items (not queries, not index writes).
+    pub item_read_units: f64,
+    pub item_write_units: f64,
+    pub transactions: f64,
+    /// Of the busiest single item, the most one visitor's step puts on it (per-visitor items).
+    pub per_visitor_item_read_units: f64,
+    pub per_visitor_item_write_units: f64,
+}
+
+/// Read and write units on one item or partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Units {
-    pub rcu: f64,
-    pub wcu: f64,
-    /// Of those, units on the event item (one partition: 3,000 RCU/s, 1,000 WCU/s).
-    pub event_rcu: f64,
-    pub event_wcu: f64,
+    pub read: f64,
+    pub write: f64,
 }
 
 impl Units {
-    const fn new(rcu: f64, wcu: f64, event_rcu: f64, event_wcu: f64) -> Self {
-        Self {
-            rcu,
-            wcu,
-            event_rcu,
-            event_wcu,
+    fn max(self, other: Units) -> Units {
+        Units {
+            read: self.read.max(other.read),
+            write: self.write.max(other.write),
         }
     }
-
-    fn add(&mut self, other: Units, times: f64) {
-        self.rcu += other.rcu * times;
-        self.wcu += other.wcu * times;
-        self.event_rcu += other.event_rcu * times;
-        self.event_wcu += other.event_wcu * times;
-    }
 }
 
-/// What happened in one second (or a whole event), as counts of room operations.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Traffic {
-    pub polls: f64,
-    pub tokens: f64,
-    pub batches: f64,
-    pub assigned: f64,
-    pub serving_moves: f64,
-    pub runner_passes: f64,
-    pub sessions_ended: f64,
-    pub authorizer_calls: f64,
-    /// Warm Lambda instances, each refreshing its cached event view once a second.
-    pub lambda_instances: f64,
+/// The DynamoDB side of one second.
+#[derive(Debug, Clone, Default)]
+pub struct DynamoLoad {
+    pub classes: BTreeMap<String, ClassLoad>,
+    /// Busiest single item (and its class), reads and writes.
+    pub busiest_item: (String, Units),
+    pub busiest_partition: (String, Units),
+    /// Busiest partition of each index.
+    pub index_partitions: BTreeMap<String, Units>,
+    /// Transactions per second on the busiest item written by transactions.
+    pub busiest_item_transactions: (String, f64),
+    pub table: Units,
+    pub indexes: Units,
 }
 
-/// Totals over one event.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Usage {
-    pub enqueues: f64,
-    pub assigned: f64,
-    pub batches: f64,
-    pub polls: f64,
-    pub tokens: f64,
-    pub sessions_ended: f64,
-    pub runner_passes: f64,
-    pub serving_moves: f64,
-    pub authorizer_calls: f64,
-    pub rcu: f64,
-    pub wcu: f64,
-    pub lambda_gb_secs: f64,
-    pub duration_secs: f64,
-    pub claimed: f64,
-}
-
-/// Per-call costs: Lambda time per request and DynamoDB units per store call.
+/// Per-item DynamoDB costs of the room, from a measured run.
 #[derive(Debug, Clone)]
-pub struct PerCall {
-    pub lambda_memory_mb: f64,
-    pub enqueue_ms: f64,
-    pub poll_ms: f64,
-    pub token_ms: f64,
-    pub batch_ms: f64,
-    pub authorizer_ms: f64,
-    /// Size of a request item once it holds the token set, in KB (writes cost 1 WCU per KB).
-    pub request_item_kb: f64,
-    /// Page files (HTML, script, style, strings) and `/event_info`, per visitor, from CloudFront.
-    pub page_requests: f64,
-    pub page_kb: f64,
-    pub poll_kb: f64,
+pub struct Costs {
+    pub measured: Measured,
 }
 
-impl PerCall {
-    /// Defaults for the template's 256 MB arm64 functions. Durations are estimates: one
-    /// DynamoDB or SQS round trip is a few ms; an RS256 signature costs ~1.3 ms on a full core
-    /// (BENCHMARKS.md), ~7 times that at 256 MB (a full vCPU comes at 1,769 MB), and a token
-    /// set is three signatures.
-    pub fn rs256() -> Self {
-        Self {
-            lambda_memory_mb: 256.0,
-            enqueue_ms: 12.0,
-            poll_ms: 8.0,
-            token_ms: 40.0,
-            batch_ms: 600.0,
-            authorizer_ms: 8.0,
-            request_item_kb: 3.0,
-            page_requests: 5.0,
-            page_kb: 34.0,
-            poll_kb: 1.0,
-        }
+impl Costs {
+    pub fn new(measured: Measured) -> Self {
+        Self { measured }
     }
 
-    /// EdDSA tokens: signing is ~60 times cheaper and tokens are smaller.
-    pub fn eddsa() -> Self {
-        Self {
-            token_ms: 14.0,
-            request_item_kb: 2.0,
-            ..Self::rs256()
-        }
-    }
-
-    /// The DynamoDB capacity of one store call.
-    pub fn units(&self, operation: &str) -> Units {
-        match operation {
-            "get_event" | "counters" => Units::new(1.0, 0.0, 1.0, 0.0),
-            "list_events" => Units::new(1.0, 0.0, 0.0, 0.0),
-            // BatchGetItem of the event item and the request item.
-            "get_request" => Units::new(2.0, 0.0, 1.0, 0.0),
-            // The event item (generation), then a Query for the serving move(s).
-            "increment_for" | "serving_history" => Units::new(2.0, 0.0, 1.0, 0.0),
-            // Nothing due: the event item and an empty Query.
-            "expire_tokens" | "expire_positions" => Units::new(2.0, 0.0, 1.0, 0.0),
-            // The event item, then a transaction: counter (event item) and the serving move.
-            "advance_serving" => Units::new(1.0, 4.0, 1.0, 2.0),
-            // Event + request read, the serving move, then a 3-item transaction: the request
-            // item with the tokens, the move's claim count, the event's tokens_issued.
-            "claim_token" => Units::new(3.0, 2.0 * (self.request_item_kb + 2.0), 1.0, 2.0),
-            // Transaction: the request item and the event's completed counter.
-            "end_session" => Units::new(1.0, 2.0 * (self.request_item_kb + 1.0), 1.0, 2.0),
-            // Per batch: the event item read and the queue counter ADD (visitors: see `assign`).
-            "assign_positions" => Units::new(1.0, 1.0, 1.0, 1.0),
-            "append_audit" => Units::new(0.0, 1.0, 0.0, 0.0),
-            _ => Units::new(1.0, 1.0, 0.0, 0.0),
-        }
-    }
-
-    /// Units per visitor of a batch: the conditional claim put and the position update.
-    const ASSIGN_PER_VISITOR: Units = Units::new(0.0, 2.0, 0.0, 0.0);
-
-    /// Everything DynamoDB serves for `traffic`, with the store calls per operation measured
-    /// in `flow`.
-    pub fn dynamodb(&self, flow: &FlowCounts, traffic: &Traffic) -> Units {
-        let mut units = Units::default();
-        let mut per = |step: Step, times: f64, keep: &dyn Fn(&str) -> bool| {
-            for operation in flow.operations() {
-                if keep(operation) {
-                    units.add(self.units(operation), flow.per(step, operation) * times);
+    /// Steps the model knows how to count, with the measured costs it needs; an error names
+    /// what the measurement has that the model cannot price.
+    pub fn check(&self) -> Result<(), String> {
+        for step in &self.measured.steps {
+            for cost in &step.classes {
+                if self.measured.class(&cost.class).is_none() {
+                    return Err(format!(
+                        "{:?} costs class {} that the measurement does not describe",
+                        step.step, cost.class
+                    ));
                 }
             }
-        };
-        // The event view (config, counters, rate) is cached per instance: counted per instance
-        // below, not per poll.
-        let view = |op: &str| matches!(op, "get_event" | "counters" | "serving_history");
-        per(Step::Poll, traffic.polls, &|op| !view(op));
-        per(Step::Token, traffic.tokens, &|op| op != "get_event");
-        per(Step::Batch, traffic.batches, &|_| true);
-        per(Step::RunnerPass, traffic.runner_passes, &|op| {
-            op != "advance_serving"
-        });
-        units.add(self.units("advance_serving"), traffic.serving_moves);
-        units.add(Self::ASSIGN_PER_VISITOR, traffic.assigned);
-        units.add(self.units("end_session"), traffic.sessions_ended);
-        // The authorizer: the request read behind the breaker (the config is cached).
-        units.add(self.units("get_request"), traffic.authorizer_calls);
-        for operation in ["get_event", "counters", "serving_history"] {
-            units.add(self.units(operation), traffic.lambda_instances.max(1.0));
         }
-        units
+        Ok(())
     }
 
-    fn busy_secs(
-        &self,
-        enqueues: f64,
-        polls: f64,
-        tokens: f64,
-        batches: f64,
-        authorizer: f64,
-    ) -> f64 {
-        (enqueues * self.enqueue_ms
-            + polls * self.poll_ms
-            + tokens * self.token_ms
-            + batches * self.batch_ms
-            + authorizer * self.authorizer_ms)
-            / 1000.0
+    /// The load of one second of traffic.
+    pub fn load(&self, rates: &StepRates) -> DynamoLoad {
+        let mut load = DynamoLoad::default();
+        for step in &self.measured.steps {
+            let Some(&(occurrences, visitors)) = rates.rates.get(&step.step) else {
+                continue;
+            };
+            for cost in &step.classes {
+                let times = match cost.per {
+                    Per::Occurrence => occurrences,
+                    Per::Visitor => visitors,
+                };
+                let class = load.classes.entry(cost.class.clone()).or_default();
+                add(class, cost, times, step.step);
+            }
+        }
+        for (name, class) in &load.classes {
+            let Some(measured) = self.measured.class(name) else {
+                continue;
+            };
+            let item = self.on_one_item(measured.item, measured.busiest_partition_share, class);
+            let partition = self.on_one(
+                measured.partition,
+                measured.busiest_partition_share,
+                Units {
+                    read: class.read_units,
+                    write: class.write_units,
+                },
+                item,
+            );
+            let total = Units {
+                read: class.read_units,
+                write: class.write_units,
+            };
+            if measured.index {
+                load.indexes.read += total.read;
+                load.indexes.write += total.write;
+                load.index_partitions.insert(name.clone(), partition);
+                continue;
+            }
+            load.table.read += total.read;
+            load.table.write += total.write;
+            if weight(item) > weight(load.busiest_item.1) {
+                load.busiest_item = (name.clone(), item);
+            }
+            if weight(partition) > weight(load.busiest_partition.1) {
+                load.busiest_partition = (name.clone(), partition);
+            }
+            let share = match measured.item {
+                Scope::One | Scope::PerMove => 1.0,
+                Scope::Striped => measured.busiest_partition_share,
+                // One visitor's item sees one of its own transactions at a time.
+                Scope::PerVisitor | Scope::PerEntry => 0.0,
+            };
+            let transactions = class.transactions * share;
+            if transactions > load.busiest_item_transactions.1 {
+                load.busiest_item_transactions = (name.clone(), transactions);
+            }
+        }
+        load
     }
 
-    /// Lambda instances busy at once for a second of this traffic (Little's law).
-    pub fn lambda_concurrency(
-        &self,
-        enqueues: f64,
-        polls: f64,
-        tokens: f64,
-        batches: f64,
-        authorizer: f64,
-    ) -> f64 {
-        self.busy_secs(enqueues, polls, tokens, batches, authorizer)
+    /// Units on the busiest item of a class, by how its items multiply.
+    fn on_one_item(&self, scope: Scope, share: f64, class: &ClassLoad) -> Units {
+        let all = Units {
+            read: class.item_read_units,
+            write: class.item_write_units,
+        };
+        match scope {
+            Scope::One | Scope::PerMove => all,
+            Scope::Striped => Units {
+                read: all.read * share,
+                write: all.write * share,
+            },
+            Scope::PerVisitor | Scope::PerEntry => Units {
+                read: class.per_visitor_item_read_units,
+                write: class.per_visitor_item_write_units,
+            },
+        }
     }
 
-    pub fn lambda_gb_secs(
-        &self,
-        enqueues: f64,
-        polls: f64,
-        tokens: f64,
-        batches: f64,
-        authorizer: f64,
-    ) -> f64 {
-        self.busy_secs(enqueues, polls, tokens, batches, authorizer) * self.lambda_memory_mb
-            / 1024.0
+    /// Units on the busiest partition of a class.
+    fn on_one(&self, scope: Scope, share: f64, all: Units, item: Units) -> Units {
+        match scope {
+            Scope::One | Scope::PerMove => all,
+            Scope::Striped => Units {
+                read: all.read * share,
+                write: all.write * share,
+            },
+            Scope::PerVisitor | Scope::PerEntry => item,
+        }
     }
 }
 
-/// The limits that bind a waiting room on AWS, with their defaults.
+fn add(class: &mut ClassLoad, cost: &ClassCost, times: f64, step: Step) {
+    class.read_units += cost.read_units * times;
+    class.write_units += cost.write_units * times;
+    class.item_read_units += cost.item_read_units * times;
+    class.item_write_units += cost.item_write_units * times;
+    class.transactions += cost.transactions * times;
+    // One visitor's own item: at most one look-up a second (the fastest pace the room or the
+    // page sets), and its other steps once each.
+    let pace = match step {
+        Step::UnplacedPoll => 1000.0 / PAGE_UNPLACED_POLL_MS as f64,
+        _ => 1.0,
+    };
+    let own = Units {
+        read: cost.item_read_units.min(cost.read_units) * pace,
+        write: cost.busiest_item_write_units * pace,
+    };
+    let current = Units {
+        read: class.per_visitor_item_read_units,
+        write: class.per_visitor_item_write_units,
+    }
+    .max(own);
+    class.per_visitor_item_read_units = current.read;
+    class.per_visitor_item_write_units = current.write;
+}
+
+/// Share of an item's own limits (3,000 reads/s, 1,000 writes/s).
+fn weight(units: Units) -> f64 {
+    units.read / 3_000.0 + units.write / 1_000.0
+}
+
+/// Demand after retries: a share `p` of the offered requests is refused (throttled or
+/// cancelled) and each refused one is tried again, up to `attempts` in all, so the offered rate
+/// O satisfies O = D (1 + p + ... + p^(attempts-1)). `refused(O)` gives p for an offered rate.
+pub fn with_retries(demand: f64, attempts: u32, refused: impl Fn(f64) -> f64) -> f64 {
+    let mut offered = demand;
+    for _ in 0..100 {
+        let p = refused(offered).clamp(0.0, 1.0);
+        let next = demand * (0..attempts).map(|k| p.powi(k as i32)).sum::<f64>();
+        if (next - offered).abs() < 1e-6 * demand.max(1.0) {
+            return next;
+        }
+        offered = next;
+    }
+    offered
+}
+
+/// The documented limits that bind a waiting room on AWS, and the assumptions beside them.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// One partition, so one item: 1,000 WCU/s and 3,000 RCU/s (DynamoDB developer guide).
-    pub partition_wcu: f64,
-    pub partition_rcu: f64,
-    /// A new on-demand table serves up to 4,000 writes/s and 12,000 reads/s at once and
-    /// scales from there (or set warm throughput before the sale).
-    pub table_wcu: f64,
-    pub table_rcu: f64,
-    /// Default concurrent executions per account and region.
+    /// One partition (so one item): 1,000 WCU/s and 3,000 RCU/s.
+    pub item_wcu: f64,
+    pub item_rcu: f64,
+    /// A new on-demand table serves 4,000 writes/s and 12,000 reads/s at once (warm
+    /// throughput), and scales from there up to the table quota.
+    pub table_warm_wcu: f64,
+    pub table_warm_rcu: f64,
+    pub table_quota_wcu: f64,
+    pub table_quota_rcu: f64,
+    /// Concurrent executions per account and region, and requests per second per unit of it.
     pub lambda_concurrency: f64,
-    /// Default API Gateway throttle per account and region (steady state).
+    pub lambda_requests_per_concurrency: f64,
+    /// API Gateway requests per second per account and region (steady state).
     pub api_rps: f64,
-    /// The consumer's event source mapping: `ConsumerMaxConcurrency` batches of 1,000 at once.
-    pub consumer_concurrency: f64,
+    /// CloudFront requests per second per distribution.
+    pub cloudfront_rps: f64,
+    /// Assumed: how long a transaction holds its items (about one TransactWriteItems round
+    /// trip); two transactions on one item within it conflict and one is cancelled.
+    pub transaction_ms: f64,
+    /// Attempts the SDK makes on a throttled call (its standard retry mode), and the adapter
+    /// on a cancelled transaction (`ATTEMPTS` in the DynamoDB store).
+    pub sdk_attempts: u32,
+    pub transaction_attempts: u32,
+    /// Assumed: seconds the consumer takes for a batch of 1,000.
     pub batch_secs: f64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            partition_wcu: 1_000.0,
-            partition_rcu: 3_000.0,
-            table_wcu: 4_000.0,
-            table_rcu: 12_000.0,
+            item_wcu: 1_000.0,
+            item_rcu: 3_000.0,
+            table_warm_wcu: 4_000.0,
+            table_warm_rcu: 12_000.0,
+            table_quota_wcu: 40_000.0,
+            table_quota_rcu: 40_000.0,
             lambda_concurrency: 1_000.0,
+            lambda_requests_per_concurrency: 10.0,
             api_rps: 10_000.0,
-            consumer_concurrency: 5.0,
+            cloudfront_rps: 250_000.0,
+            transaction_ms: 25.0,
+            sdk_attempts: 3,
+            transaction_attempts: 8,
             batch_secs: 0.6,
         }
     }
 }
 
 impl Limits {
-    pub fn consumer_visitors_per_sec(&self) -> f64 {
-        self.consumer_concurrency * 1_000.0 / self.batch_secs
+    /// Transactions per second one item completes at most: attempts arrive at random, each
+    /// holds the item `transaction_ms`, and one that meets another is cancelled; the completed
+    /// rate A·e^(-A·d) peaks at 1/(e·d).
+    pub fn item_transactions(&self) -> f64 {
+        1.0 / (std::f64::consts::E * self.transaction_ms / 1000.0)
+    }
+
+    /// Share of transactions cancelled at an offered rate on one item.
+    pub fn conflict_share(&self, offered_per_sec: f64) -> f64 {
+        1.0 - (-offered_per_sec * self.transaction_ms / 1000.0).exp()
+    }
+
+    /// Sources, as printed beside each verdict.
+    pub const ITEM: &'static str =
+        "DynamoDB developer guide, partition throughput: 3,000 RCU and 1,000 WCU per partition";
+    pub const TABLE_WARM: &'static str =
+        "DynamoDB developer guide, on-demand: a new table serves 4,000 WRU/12,000 RRU at once";
+    pub const TABLE_QUOTA: &'static str =
+        "DynamoDB service quotas: 40,000 RRU and 40,000 WRU per table (default, adjustable)";
+    pub const TRANSACTIONS: &'static str = "DynamoDB developer guide, transaction conflicts (cancelled, not queued); hold time assumed";
+    pub const API: &'static str =
+        "API Gateway quotas: 10,000 requests/s per account and region (burst 5,000)";
+    pub const LAMBDA: &'static str =
+        "Lambda quotas: 1,000 concurrent executions per account and region (default)";
+    pub const LAMBDA_RPS: &'static str = "Lambda quotas: requests/s at most 10 x concurrency (per function: its reserved concurrency, or the account's)";
+    pub const CLOUDFRONT: &'static str = "CloudFront quotas: 250,000 requests/s per distribution";
+    pub const SQS: &'static str =
+        "template: ConsumerMaxConcurrency x BatchSize per batch time (batch time assumed)";
+}
+
+/// Lambda time per request (estimates: one DynamoDB or SQS round trip is a few ms; an RS256
+/// signature ~1.3 ms on a full core, ~7 times that at 256 MB; a token set is three).
+#[derive(Debug, Clone)]
+pub struct Durations {
+    pub enqueue_ms: f64,
+    pub poll_ms: f64,
+    pub token_ms: f64,
+    pub session_end_ms: f64,
+    pub batch_ms: f64,
+    pub authorizer_ms: f64,
+}
+
+impl Durations {
+    pub fn rs256() -> Self {
+        Self {
+            enqueue_ms: 12.0,
+            poll_ms: 8.0,
+            token_ms: 40.0,
+            session_end_ms: 15.0,
+            batch_ms: 600.0,
+            authorizer_ms: 8.0,
+        }
+    }
+
+    pub fn eddsa() -> Self {
+        Self {
+            token_ms: 14.0,
+            ..Self::rs256()
+        }
     }
 }
 
@@ -264,9 +363,17 @@ pub struct Prices {
     pub lambda_arm_gb_sec: f64,
     pub dynamodb_wru_per_million: f64,
     pub dynamodb_rru_per_million: f64,
+    pub dynamodb_storage_gb_month: f64,
+    pub dynamodb_pitr_gb_month: f64,
     pub sqs_standard_per_million: f64,
     pub cloudfront_https_per_10k: f64,
     pub cloudfront_gb_out: f64,
+    pub secret_month: f64,
+    pub alarm_metric_month: f64,
+    pub dashboard_month: f64,
+    pub logs_ingest_gb: f64,
+    pub logs_storage_gb_month: f64,
+    pub xray_traces_per_million: f64,
 }
 
 impl Default for Prices {
@@ -277,9 +384,17 @@ impl Default for Prices {
             lambda_arm_gb_sec: 0.000_013_333_4,
             dynamodb_wru_per_million: 0.625,
             dynamodb_rru_per_million: 0.125,
+            dynamodb_storage_gb_month: 0.25,
+            dynamodb_pitr_gb_month: 0.20,
             sqs_standard_per_million: 0.40,
             cloudfront_https_per_10k: 0.0100,
             cloudfront_gb_out: 0.085,
+            secret_month: 0.40,
+            alarm_metric_month: 0.10,
+            dashboard_month: 3.00,
+            logs_ingest_gb: 0.50,
+            logs_storage_gb_month: 0.03,
+            xray_traces_per_million: 5.00,
         }
     }
 }
@@ -289,14 +404,14 @@ impl Prices {
     pub const SOURCES: &'static [(&'static str, &'static str)] = &[
         (
             "API Gateway HTTP API: $1.00 per million requests (first 300 M/month)",
-            "aws.amazon.com/api-gateway/pricing; AWS whitepaper 'Best practices for API Gateway private APIs', cost optimization",
+            "aws.amazon.com/api-gateway/pricing",
         ),
         (
             "Lambda arm64: $0.20 per million requests, $0.0000133334 per GB-s (first 7.5 B GB-s/month)",
             "aws.amazon.com/lambda/pricing",
         ),
         (
-            "DynamoDB on-demand: $0.625 per million write request units, $0.125 per million read request units",
+            "DynamoDB on-demand: $0.625 per million write request units, $0.125 per million read request units; storage $0.25/GB-month, point-in-time recovery $0.20/GB-month",
             "aws.amazon.com/dynamodb/pricing/on-demand (prices halved on 2024-11-01)",
         ),
         (
@@ -307,69 +422,48 @@ impl Prices {
             "CloudFront (United States): $0.0100 per 10,000 HTTPS requests, $0.085 per GB out (first 10 TB)",
             "aws.amazon.com/cloudfront/pricing",
         ),
+        (
+            "Secrets Manager $0.40 per secret-month; CloudWatch $0.10 per alarm metric-month, $3.00 per dashboard-month, logs $0.50/GB ingested and $0.03/GB-month stored; X-Ray $5.00 per million traces",
+            "aws.amazon.com/secrets-manager/pricing, aws.amazon.com/cloudwatch/pricing, aws.amazon.com/xray/pricing",
+        ),
     ];
+}
 
-    /// The bill of one event, per service, in USD.
-    pub fn bill(&self, requests: &Requests) -> Vec<(&'static str, f64)> {
-        vec![
-            (
-                "API Gateway",
-                requests.api_gateway * self.api_gateway_http_per_million / 1e6,
-            ),
-            (
-                "Lambda",
-                requests.lambda_invocations * self.lambda_requests_per_million / 1e6
-                    + requests.lambda_gb_secs * self.lambda_arm_gb_sec,
-            ),
-            (
-                "DynamoDB",
-                requests.dynamodb_wcu * self.dynamodb_wru_per_million / 1e6
-                    + requests.dynamodb_rcu * self.dynamodb_rru_per_million / 1e6,
-            ),
-            ("SQS", requests.sqs * self.sqs_standard_per_million / 1e6),
-            (
-                "CloudFront",
-                requests.cloudfront * self.cloudfront_https_per_10k / 1e4
-                    + requests.cloudfront_gb * self.cloudfront_gb_out,
-            ),
-        ]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_visitor_items_scale_with_visitors_and_shared_ones_with_the_step() {
+        let costs = Costs::new(Measured::checked_in().unwrap());
+        let load = |batches: f64, visitors: f64| {
+            let mut rates = StepRates::default();
+            rates.add(Step::Batch, batches, visitors);
+            costs.load(&rates)
+        };
+        let (small, large) = (load(1.0, 100.0), load(1.0, 1_000.0));
+        let request = |l: &DynamoLoad| l.classes["request"].write_units;
+        let event = |l: &DynamoLoad| l.classes["event"].write_units;
+        assert!((request(&large) / request(&small) - 10.0).abs() < 1e-9);
+        assert_eq!(event(&large), event(&small), "one counter move per batch");
+        // A request item only ever sees its own visitor.
+        assert!(large.busiest_item.0 != "request");
     }
-}
 
-/// What each service is asked for over one event.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Requests {
-    pub api_gateway: f64,
-    pub lambda_invocations: f64,
-    pub lambda_gb_secs: f64,
-    pub dynamodb_rcu: f64,
-    pub dynamodb_wcu: f64,
-    pub sqs: f64,
-    pub cloudfront: f64,
-    pub cloudfront_gb: f64,
-}
+    #[test]
+    fn retries_amplify_demand_only_past_the_limit() {
+        let limit = 1_000.0;
+        let throttled = |o: f64| 1.0 - limit / o;
+        assert_eq!(with_retries(500.0, 3, throttled), 500.0);
+        let offered = with_retries(2_000.0, 3, throttled);
+        assert!(offered > 2_000.0 && offered <= 6_000.0, "{offered}");
+    }
 
-impl Requests {
-    pub fn of(usage: &Usage, per_call: &PerCall) -> Self {
-        let api_gateway = usage.enqueues + usage.polls + usage.tokens;
-        // The strategy runner: one invocation a minute, looping ~55 s.
-        let runner_invocations = (usage.duration_secs / 60.0).ceil();
-        let runner_gb_secs = runner_invocations * 55.0 * per_call.lambda_memory_mb / 1024.0;
-        let visitors = usage.enqueues;
-        Self {
-            api_gateway,
-            lambda_invocations: api_gateway
-                + usage.batches
-                + usage.authorizer_calls
-                + runner_invocations,
-            lambda_gb_secs: usage.lambda_gb_secs + runner_gb_secs,
-            dynamodb_rcu: usage.rcu,
-            dynamodb_wcu: usage.wcu,
-            // SendMessage per visitor; the event source mapping receives and deletes ten at a
-            // time; its idle long polls (5 pollers, one 20 s poll each).
-            sqs: usage.enqueues * 1.2 + usage.duration_secs / 20.0 * 5.0,
-            cloudfront: visitors * per_call.page_requests + api_gateway,
-            cloudfront_gb: (visitors * per_call.page_kb + api_gateway * per_call.poll_kb) / 1e6,
-        }
+    #[test]
+    fn one_item_completes_few_transactions() {
+        let limits = Limits::default();
+        assert!((limits.item_transactions() - 14.7).abs() < 0.1);
+        assert!(limits.conflict_share(1.0) < 0.05);
+        assert!(limits.conflict_share(1_000.0) > 0.99);
     }
 }

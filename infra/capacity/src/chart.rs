@@ -58,8 +58,8 @@ pub fn svg(outcome: &Outcome, title: &str) -> String {
             },
         ],
     );
-    let event_rcu_limit = 3_000.0;
-    let event_wcu_limit = 1_000.0;
+    let item_rcu_limit = 3_000.0;
+    let item_wcu_limit = 1_000.0;
     panel(
         &mut out,
         seconds,
@@ -73,28 +73,28 @@ pub fn svg(outcome: &Outcome, title: &str) -> String {
                 value: Box::new(|s| s.api_requests),
             },
             Series {
-                label: "event item RCU/s",
+                label: "busiest item RCU/s",
                 color: "#d62728",
                 dashed: false,
-                value: Box::new(|s| s.event_item_rcu),
+                value: Box::new(|s| s.busiest_item_rcu),
             },
             Series {
-                label: "event item WCU/s",
+                label: "busiest item WCU/s",
                 color: "#8c564b",
                 dashed: false,
-                value: Box::new(|s| s.event_item_wcu),
+                value: Box::new(|s| s.busiest_item_wcu),
             },
             Series {
                 label: "limit 3,000 RCU/s",
                 color: "#d62728",
                 dashed: true,
-                value: Box::new(move |_| event_rcu_limit),
+                value: Box::new(move |_| item_rcu_limit),
             },
             Series {
                 label: "limit 1,000 WCU/s",
                 color: "#8c564b",
                 dashed: true,
-                value: Box::new(move |_| event_wcu_limit),
+                value: Box::new(move |_| item_wcu_limit),
             },
         ],
     );

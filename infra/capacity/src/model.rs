@@ -1,13 +1,15 @@
 //! The line of one event, second by second, with the room's own rules: the strategy decides
 //! admissions ([`EventConfig::admissions`]), the measured admission rate gives the ETA
 //! ([`eta::admission_rate`], [`eta::eta_seconds`]) and the ETA and distance give each visitor's
-//! polling pace ([`eta::next_poll_ms`]). From the traffic it derives what every AWS service
-//! sees, where the first limit is hit, and what it costs.
+//! polling pace ([`eta::next_poll_ms`]). From the traffic, the measured per-item costs
+//! ([`Costs`]) and the stack's own settings ([`Stack`]) it derives, second by second, what every
+//! AWS service sees against each of its limits, when the first is crossed, and what it costs.
 
 use waiting_room_core::domain::{EventConfig, EventCounters, ServingIncrement, eta};
 
-use crate::aws::{Limits, PerCall, Traffic, Usage};
-use crate::flow::FlowCounts;
+use crate::aws::{Costs, Durations, Limits, StepRates, with_retries};
+use crate::flow::{PAGE_UNPLACED_POLL_MS, Step};
+use crate::template::{Function, Stack};
 
 /// How visitors arrive.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +73,35 @@ impl Arrival {
     }
 }
 
+/// How the visitor page polls, so today's page and a page polling a shared, cacheable
+/// document can both be priced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageBehaviour {
+    /// Origin requests per waiting (placed) visitor per minute; `None`: the room's own pacing
+    /// (`GET /status` at the `next_poll_ms` it answers), which no cache can serve.
+    pub origin_polls_per_min: Option<f64>,
+    /// Requests a waiting visitor sends CloudFront per minute; `None`: as many as reach the
+    /// origin.
+    pub viewer_polls_per_min: Option<f64>,
+    /// Origin requests per second per event for a shared document (CloudFront's misses after
+    /// collapsing per cache key).
+    pub shared_origin_rps: f64,
+    /// Pause between look-ups while a request has no position.
+    pub unplaced_poll_ms: f64,
+}
+
+impl Default for PageBehaviour {
+    /// Today's page: `/status` at the room's pace, every 800 ms before a position.
+    fn default() -> Self {
+        Self {
+            origin_polls_per_min: None,
+            viewer_polls_per_min: None,
+            shared_origin_rps: 0.0,
+            unplaced_poll_ms: PAGE_UNPLACED_POLL_MS as f64,
+        }
+    }
+}
+
 /// What the operator plans.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -81,12 +112,17 @@ pub struct Scenario {
     /// Seconds between two strategy passes (the template's `StrategyEverySecs`).
     pub runner_every_secs: u64,
     /// How long an admitted visitor stays before the main app ends the session
-    /// (`update_session`); sessions never ended expire with their token.
+    /// (`update_session`).
     pub session_secs: u64,
+    /// Share of sessions the main app ends; the others expire with their token.
+    pub sessions_ended: f64,
     /// Share of served visitors who never claim their token (their place expires).
     pub abandon: f64,
     /// Requests to the main app per admitted visitor that go through the authorizer.
     pub authorized_requests: f64,
+    pub page: PageBehaviour,
+    /// Page files (HTML, script, style, strings) per visitor, from CloudFront.
+    pub page_requests: f64,
 }
 
 impl Scenario {
@@ -97,8 +133,11 @@ impl Scenario {
             config,
             runner_every_secs: 5,
             session_secs: 600,
+            sessions_ended: 1.0,
             abandon: 0.05,
             authorized_requests: 0.0,
+            page: PageBehaviour::default(),
+            page_requests: 5.0,
         }
     }
 }
@@ -115,20 +154,38 @@ pub struct Second {
     pub admitted: f64,
     pub polls: f64,
     pub api_requests: f64,
-    pub lambda_concurrency: f64,
-    pub event_item_wcu: f64,
-    pub event_item_rcu: f64,
-    pub table_wcu: f64,
-    pub table_rcu: f64,
+    pub busiest_item_rcu: f64,
+    pub busiest_item_wcu: f64,
 }
 
-/// The first limit reached.
+/// One limit: its peak demand over the event and when it was first crossed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bottleneck {
-    pub limit: &'static str,
-    pub at_secs: u64,
-    pub demand: f64,
-    pub capacity: f64,
+pub struct Verdict {
+    pub name: String,
+    /// What bore the peak (an item class, a function...).
+    pub detail: String,
+    pub unit: &'static str,
+    pub peak: f64,
+    pub peak_at: u64,
+    pub limit: f64,
+    pub source: String,
+    pub first_crossed: Option<u64>,
+}
+
+/// Totals over one event, for the bill.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub enqueues: f64,
+    pub polls: f64,
+    pub viewer_requests: f64,
+    pub api_requests: f64,
+    pub lambda_invocations: f64,
+    pub lambda_gb_secs: f64,
+    pub rcu: f64,
+    pub wcu: f64,
+    pub sqs_requests: f64,
+    pub claimed: f64,
+    pub duration_secs: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -138,11 +195,22 @@ pub struct Outcome {
     pub all_admitted_secs: Option<u64>,
     pub peak_waiting: f64,
     pub usage: Usage,
-    /// Admitted visitors who claimed a token.
-    pub claimed: f64,
-    /// Every limit, by how close its peak came (demand / capacity), highest first.
-    pub utilisation: Vec<(&'static str, f64, u64)>,
-    pub first_bottleneck: Option<Bottleneck>,
+    /// Every limit, in the order checked.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Outcome {
+    /// The limit crossed first (earliest second; the larger overload on a tie).
+    pub fn first_crossed(&self) -> Option<&Verdict> {
+        self.verdicts
+            .iter()
+            .filter(|v| v.first_crossed.is_some())
+            .min_by(|a, b| {
+                a.first_crossed
+                    .cmp(&b.first_crossed)
+                    .then((b.peak / b.limit).total_cmp(&(a.peak / a.limit)))
+            })
+    }
 }
 
 /// Visitors who polled /status during one second, with `waiting` in line and the room
@@ -182,14 +250,104 @@ struct Cohort {
     count: f64,
 }
 
+fn drain_due(cohorts: &mut Vec<Cohort>, t: u64) -> f64 {
+    let due: f64 = cohorts.iter().filter(|c| c.at <= t).map(|c| c.count).sum();
+    cohorts.retain(|c| c.at > t);
+    due
+}
+
+/// Peak demands seen so far, one per limit, in the order first checked.
+#[derive(Default)]
+struct Verdicts(Vec<Verdict>);
+
+impl Verdicts {
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &mut self,
+        t: u64,
+        name: &str,
+        detail: &str,
+        unit: &'static str,
+        demand: f64,
+        limit: f64,
+        source: &str,
+    ) {
+        let verdict = match self.0.iter_mut().find(|v| v.name == name) {
+            Some(verdict) => verdict,
+            None => {
+                self.0.push(Verdict {
+                    name: name.to_owned(),
+                    detail: detail.to_owned(),
+                    unit,
+                    peak: 0.0,
+                    peak_at: t,
+                    limit,
+                    source: source.to_owned(),
+                    first_crossed: None,
+                });
+                self.0.last_mut().expect("just pushed")
+            }
+        };
+        if demand > verdict.peak {
+            verdict.peak = demand;
+            verdict.peak_at = t;
+            detail.clone_into(&mut verdict.detail);
+        }
+        if verdict.first_crossed.is_none() && demand > limit {
+            verdict.first_crossed = Some(t);
+        }
+    }
+}
+
+/// What the stack's functions and the room's requests ask of Lambda in one second.
+struct LambdaDemand<'a> {
+    /// Per function: requests and busy seconds (concurrency, by Little's law).
+    by_function: Vec<(&'a Function, f64, f64)>,
+}
+
+impl<'a> LambdaDemand<'a> {
+    fn new() -> Self {
+        Self {
+            by_function: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, function: Option<&'a Function>, requests: f64, ms_each: f64) {
+        let Some(function) = function else {
+            return;
+        };
+        let busy = requests * ms_each / 1000.0;
+        match self
+            .by_function
+            .iter_mut()
+            .find(|(f, _, _)| f.logical_id == function.logical_id)
+        {
+            Some(entry) => {
+                entry.1 += requests;
+                entry.2 += busy;
+            }
+            None => self.by_function.push((function, requests, busy)),
+        }
+    }
+
+    fn concurrency_of(&self, binary: &str) -> f64 {
+        self.by_function
+            .iter()
+            .find(|(f, _, _)| f.binary == binary)
+            .map_or(0.0, |(_, _, busy)| *busy)
+    }
+}
+
 /// Runs the event until everyone is in and has claimed (or let the claim lapse), at most 48 h.
 pub fn simulate(
     scenario: &Scenario,
-    flow: &FlowCounts,
-    per_call: &PerCall,
+    costs: &Costs,
+    stack: &Stack,
+    durations: &Durations,
     limits: &Limits,
 ) -> Outcome {
     let config = &scenario.config;
+    let page = &scenario.page;
     let total = scenario.visitors as f64;
     let mut counters = EventCounters::default();
     // Counters in fractions (the model moves crowds, not people); the strategy sees whole ones.
@@ -200,21 +358,36 @@ pub fn simulate(
     let mut history: Vec<ServingIncrement> = Vec::new();
     let mut to_claim: Vec<Cohort> = Vec::new();
     let mut to_expire: Vec<Cohort> = Vec::new();
-    let mut to_complete: Vec<Cohort> = Vec::new();
+    let mut to_end: Vec<Cohort> = Vec::new();
+    let mut to_lapse: Vec<Cohort> = Vec::new();
     let mut usage = Usage::default();
     let mut seconds = Vec::new();
     let mut all_admitted = None;
-    let mut peaks: Vec<(&'static str, f64, f64, u64)> = Vec::new(); // name, demand, cap, at
-    let mut first: Option<Bottleneck> = None;
-    let consumer_per_sec = limits.consumer_visitors_per_sec();
+    let mut verdicts = Verdicts::default();
+    let consumer = stack.queue_consumer();
+    let consumer_per_sec = consumer.map_or(0.0, |c| {
+        c.queue_max_concurrency.unwrap_or(1.0) * c.queue_batch_size.unwrap_or(10.0)
+            / limits.batch_secs
+    });
+    let batch_size = consumer.and_then(|c| c.queue_batch_size).unwrap_or(10.0);
+    let reads_fn = stack.serving("/status");
+    let shared_fn = stack.serving("/event_state").or(reads_fn);
+    let enqueue_fn = stack.serving("/assign_queue_num");
+    let token_fn = stack.serving("/generate_token");
+    let session_fn = stack.serving("/update_session");
+    let authorizer_fn = stack.by_binary("authorizer");
+    let runner_fn = stack.scheduled();
+    let reserved: f64 = stack
+        .functions
+        .iter()
+        .filter_map(|f| f.reserved_concurrency)
+        .sum();
+    let unreserved = (limits.lambda_concurrency - reserved).max(0.0);
     let claim_delay = 1; // served visitors poll every second near the front
 
     for t in 0..48 * 3600u64 {
         let now_ms = t as i64 * 1000;
-        let mut second = Second {
-            t,
-            ..Second::default()
-        };
+        let mut rates = StepRates::default();
 
         // Arrivals: one enqueue request and one SQS message each.
         let arrived = scenario
@@ -223,36 +396,40 @@ pub fn simulate(
             .min(total - arrived_total);
         arrived_total += arrived;
         backlog += arrived;
-        second.arrived = arrived;
-        usage.enqueues += arrived;
+        rates.add(Step::Enqueue, arrived, arrived);
 
-        // The consumer: batches of up to 1,000 within the 1 s window.
+        // The consumer: batches within the 1 s window, as many as its instances take.
         let assigned = backlog.min(consumer_per_sec);
         backlog -= assigned;
         queue += assigned;
-        let batches = (assigned / 1_000.0).ceil();
-        usage.batches += batches;
-        usage.assigned += assigned;
+        let batches = (assigned / batch_size).ceil();
+        rates.add(Step::Batch, batches, assigned);
 
-        // Claims of visitors served a moment ago, and places that lapsed.
-        let claims: f64 = drain_due(&mut to_claim, t);
+        // Claims of visitors served a moment ago, places that lapsed, sessions that end.
+        let claims = drain_due(&mut to_claim, t);
         issued += claims;
-        usage.tokens += claims;
+        usage.claimed += claims;
+        rates.add(Step::Token, claims, claims);
         if claims > 0.0 {
-            to_complete.push(Cohort {
+            to_end.push(Cohort {
                 at: t + scenario.session_secs,
-                count: claims,
+                count: claims * scenario.sessions_ended,
+            });
+            to_lapse.push(Cohort {
+                at: t + config.token_ttl_secs,
+                count: claims * (1.0 - scenario.sessions_ended),
             });
         }
         expired += drain_due(&mut to_expire, t);
-        let ended = drain_due(&mut to_complete, t);
+        let ended = drain_due(&mut to_end, t);
         completed += ended;
-        usage.sessions_ended += ended;
+        rates.add(Step::SessionEnd, ended, ended);
+        let lapsing = drain_due(&mut to_lapse, t);
 
         // The strategy runner.
-        let mut admitted_now = 0.0;
-        if t.is_multiple_of(scenario.runner_every_secs.max(1)) {
-            usage.runner_passes += 1.0;
+        let pass = t.is_multiple_of(scenario.runner_every_secs.max(1));
+        if pass {
+            rates.add(Step::RunnerPass, 1.0, lapsing);
             counters.queue_counter = queue.floor() as u64;
             counters.serving_counter = serving.round() as u64;
             counters.tokens_issued = issued.round() as u64;
@@ -273,9 +450,8 @@ pub fn simulate(
                     swept: false,
                 });
                 counters.serving_changed_at_ms = now_ms;
-                admitted_now = admit as f64;
+                let admitted_now = admit as f64;
                 serving += admitted_now;
-                usage.serving_moves += 1.0;
                 to_claim.push(Cohort {
                     at: t + claim_delay,
                     count: admitted_now * (1.0 - scenario.abandon),
@@ -285,152 +461,336 @@ pub fn simulate(
                     count: admitted_now * scenario.abandon,
                 });
             }
+        } else if lapsing > 0.0 {
+            // Expired tokens wait for the next pass.
+            to_lapse.push(Cohort {
+                at: t + 1,
+                count: lapsing,
+            });
         }
         history.retain(|inc| inc.at_ms > now_ms - eta::RATE_WINDOW_MS);
-        second.admitted = serving;
-        // Everyone has arrived, has a place, and the counter has reached the last whole place
-        // (arrivals come in fractions; the strategy admits whole visitors).
         let everyone_placed = arrived_total >= total - 0.5 && backlog < 0.5;
         if all_admitted.is_none() && everyone_placed && serving >= queue.floor() {
             all_admitted = Some(t);
         }
 
-        // Polls: everyone holding a request id polls /status at the pace it is told.
+        // Look-ups: placed visitors at the page's pace, unplaced ones every 800 ms, served ones
+        // once more before they claim.
         let rate = eta::admission_rate(&history, now_ms);
         let waiting = (queue - serving).max(0.0);
-        second.waiting = waiting;
-        second.backlog = backlog;
-        // Unassigned visitors are told to come back in a second; served ones poll once more
-        // before they claim.
-        let polls = polls_per_sec(waiting, rate) + backlog + claims;
-        second.polls = polls;
-        usage.polls += polls;
+        let waiting_polls = match page.origin_polls_per_min {
+            Some(per_min) => waiting * per_min / 60.0,
+            None => polls_per_sec(waiting, rate),
+        };
+        let placed_polls = waiting_polls + claims;
+        let unplaced_polls = backlog * 1000.0 / page.unplaced_poll_ms.max(1.0);
+        rates.add(Step::Poll, waiting_polls, waiting_polls);
+        rates.add(Step::ServedPoll, claims, claims);
+        rates.add(Step::UnplacedPoll, unplaced_polls, unplaced_polls);
+        let viewer_polls = match page.viewer_polls_per_min {
+            Some(per_min) => waiting * per_min / 60.0 + claims,
+            None => placed_polls,
+        } + unplaced_polls;
+        let shared = if waiting > 0.5 || backlog > 0.5 {
+            page.shared_origin_rps
+        } else {
+            0.0
+        };
 
-        // What each service sees this second.
-        let api = arrived + polls + claims;
-        second.api_requests = api;
-        // The main app's requests through the authorizer, counted when the token is claimed.
+        // Lambda: requests and busy time per function.
         let authorizer = scenario.authorized_requests * claims;
-        usage.authorizer_calls += authorizer;
-        let concurrency = per_call.lambda_concurrency(arrived, polls, claims, batches, authorizer);
-        second.lambda_concurrency = concurrency;
-        let units = per_call.dynamodb(
-            flow,
-            &Traffic {
-                polls,
-                tokens: claims,
-                batches,
-                assigned,
-                serving_moves: if admitted_now > 0.0 { 1.0 } else { 0.0 },
-                runner_passes: if t.is_multiple_of(scenario.runner_every_secs.max(1)) {
-                    1.0
-                } else {
-                    0.0
-                },
-                sessions_ended: ended,
-                authorizer_calls: authorizer,
-                lambda_instances: concurrency,
-            },
+        let mut lambda = LambdaDemand::new();
+        lambda.add(enqueue_fn, arrived, durations.enqueue_ms);
+        lambda.add(reads_fn, placed_polls + unplaced_polls, durations.poll_ms);
+        lambda.add(shared_fn, shared, durations.poll_ms);
+        lambda.add(token_fn, claims, durations.token_ms);
+        lambda.add(session_fn, ended, durations.session_end_ms);
+        lambda.add(
+            consumer,
+            batches,
+            durations.batch_ms * assigned / batches.max(1.0) / 1000.0,
         );
-        second.event_item_wcu = units.event_wcu;
-        second.event_item_rcu = units.event_rcu;
-        second.table_wcu = units.wcu;
-        second.table_rcu = units.rcu;
-        usage.wcu += units.wcu;
-        usage.rcu += units.rcu;
-        usage.lambda_gb_secs +=
-            per_call.lambda_gb_secs(arrived, polls, claims, batches, authorizer);
-
-        for (name, demand, capacity) in [
-            (
-                "DynamoDB event item writes (1,000 WCU/s per partition)",
-                units.event_wcu,
-                limits.partition_wcu,
-            ),
-            (
-                "DynamoDB event item reads (3,000 RCU/s per partition)",
-                units.event_rcu,
-                limits.partition_rcu,
-            ),
-            (
-                "DynamoDB table writes (new on-demand table, before it scales)",
-                units.wcu,
-                limits.table_wcu,
-            ),
-            (
-                "DynamoDB table reads (new on-demand table, before it scales)",
-                units.rcu,
-                limits.table_rcu,
-            ),
-            (
-                "Lambda concurrency (account)",
-                concurrency,
-                limits.lambda_concurrency,
-            ),
-            ("API Gateway requests/s (account)", api, limits.api_rps),
-            (
-                "SQS consumer throughput (visitors/s)",
-                arrived,
-                consumer_per_sec,
-            ),
-        ] {
-            match peaks.iter_mut().find(|p| p.0 == name) {
-                Some(peak) if demand > peak.1 => {
-                    peak.1 = demand;
-                    peak.3 = t;
-                }
-                Some(_) => {}
-                None => peaks.push((name, demand, capacity, t)),
-            }
-            if first.is_none() && demand > capacity {
-                first = Some(Bottleneck {
-                    limit: name,
-                    at_secs: t,
-                    demand,
-                    capacity,
-                });
-            }
+        lambda.add(authorizer_fn, authorizer, durations.authorizer_ms);
+        if pass {
+            lambda.add(runner_fn, 0.0, 0.0);
         }
-        seconds.push(second);
+        // Every busy reads instance reloads its cached event view about once a second.
+        let reads_instances = lambda
+            .concurrency_of(reads_fn.map_or("", |f| f.binary.as_str()))
+            .ceil()
+            .max(1.0);
+        rates.add(Step::ViewLoad, reads_instances, 0.0);
+
+        // DynamoDB.
+        let load = costs.load(&rates);
+        let item = load.busiest_item.1;
+        let item_detail = format!("{} item", load.busiest_item.0);
+        let throttled = |capacity: f64| move |offered: f64| 1.0 - capacity / offered.max(1e-9);
+        let retried = |demand: f64, capacity: f64| {
+            with_retries(demand, limits.sdk_attempts, throttled(capacity))
+        };
+        verdicts.check(
+            t,
+            "DynamoDB busiest item, writes",
+            &item_detail,
+            "WCU/s",
+            retried(item.write, limits.item_wcu),
+            limits.item_wcu,
+            Limits::ITEM,
+        );
+        verdicts.check(
+            t,
+            "DynamoDB busiest item, reads",
+            &item_detail,
+            "RCU/s",
+            retried(item.read, limits.item_rcu),
+            limits.item_rcu,
+            Limits::ITEM,
+        );
+        let partition = load.busiest_partition.1;
+        let partition_detail = format!("{} partition", load.busiest_partition.0);
+        verdicts.check(
+            t,
+            "DynamoDB busiest table partition, writes",
+            &partition_detail,
+            "WCU/s",
+            retried(partition.write, limits.item_wcu),
+            limits.item_wcu,
+            Limits::ITEM,
+        );
+        verdicts.check(
+            t,
+            "DynamoDB busiest table partition, reads",
+            &partition_detail,
+            "RCU/s",
+            retried(partition.read, limits.item_rcu),
+            limits.item_rcu,
+            Limits::ITEM,
+        );
+        for class in &costs.measured.classes {
+            if !class.index {
+                continue;
+            }
+            let units = load
+                .index_partitions
+                .get(&class.name)
+                .copied()
+                .unwrap_or_default();
+            let detail = format!("busiest of {} partitions measured", class.partitions);
+            verdicts.check(
+                t,
+                &format!("DynamoDB {} partition, writes", class.name),
+                &detail,
+                "WCU/s",
+                retried(units.write, limits.item_wcu),
+                limits.item_wcu,
+                Limits::ITEM,
+            );
+        }
+        let (tx_class, tx) = &load.busiest_item_transactions;
+        let offered_tx = with_retries(*tx, limits.transaction_attempts, |o| {
+            limits.conflict_share(o)
+        });
+        verdicts.check(
+            t,
+            "DynamoDB transactions on one item",
+            &format!("{tx_class} item"),
+            "tx/s",
+            offered_tx,
+            limits.item_transactions(),
+            Limits::TRANSACTIONS,
+        );
+        verdicts.check(
+            t,
+            "DynamoDB table writes, new table (warm)",
+            "table without indexes",
+            "WRU/s",
+            load.table.write,
+            limits.table_warm_wcu,
+            Limits::TABLE_WARM,
+        );
+        verdicts.check(
+            t,
+            "DynamoDB table reads, new table (warm)",
+            "table without indexes",
+            "RRU/s",
+            load.table.read,
+            limits.table_warm_rcu,
+            Limits::TABLE_WARM,
+        );
+        verdicts.check(
+            t,
+            "DynamoDB table writes, quota",
+            "table without indexes",
+            "WRU/s",
+            load.table.write,
+            limits.table_quota_wcu,
+            Limits::TABLE_QUOTA,
+        );
+        verdicts.check(
+            t,
+            "DynamoDB table reads, quota",
+            "table without indexes",
+            "RRU/s",
+            load.table.read,
+            limits.table_quota_rcu,
+            Limits::TABLE_QUOTA,
+        );
+
+        // API Gateway: every origin request (public and admin APIs).
+        let api = arrived + placed_polls + unplaced_polls + shared + claims + ended;
+        verdicts.check(
+            t,
+            "API Gateway requests",
+            "public and admin APIs",
+            "req/s",
+            api,
+            limits.api_rps,
+            Limits::API,
+        );
+
+        // Lambda: account concurrency, and per function its requests (and reserved concurrency).
+        let unreserved_busy: f64 = lambda
+            .by_function
+            .iter()
+            .filter(|(f, _, _)| f.reserved_concurrency.is_none())
+            .map(|(_, _, busy)| busy)
+            .sum();
+        verdicts.check(
+            t,
+            "Lambda concurrency (account, unreserved)",
+            "all functions without reserved concurrency",
+            "instances",
+            unreserved_busy,
+            unreserved,
+            Limits::LAMBDA,
+        );
+        for function in &stack.functions {
+            let (requests, busy) = lambda
+                .by_function
+                .iter()
+                .find(|(f, _, _)| f.logical_id == function.logical_id)
+                .map_or((0.0, 0.0), |(_, r, b)| (*r, *b));
+            let cap = function.reserved_concurrency.unwrap_or(unreserved);
+            verdicts.check(
+                t,
+                &format!("Lambda {} requests", function.binary),
+                if function.reserved_concurrency.is_some() {
+                    "reserved concurrency x 10"
+                } else {
+                    "no reserved concurrency: the account's x 10"
+                },
+                "req/s",
+                requests,
+                cap * limits.lambda_requests_per_concurrency,
+                Limits::LAMBDA_RPS,
+            );
+            if let Some(reserved) = function.reserved_concurrency {
+                verdicts.check(
+                    t,
+                    &format!("Lambda {} concurrency", function.binary),
+                    "reserved concurrency",
+                    "instances",
+                    busy,
+                    reserved,
+                    "template: ReservedConcurrentExecutions",
+                );
+            }
+            usage.lambda_gb_secs += busy * function.memory_mb / 1024.0;
+            usage.lambda_invocations += requests;
+        }
+
+        // The consumer keeps up with arrivals, or a backlog builds.
+        verdicts.check(
+            t,
+            "SQS consumer throughput",
+            "visitors given a position",
+            "visitors/s",
+            arrived,
+            consumer_per_sec,
+            Limits::SQS,
+        );
+
+        // CloudFront: what visitors send, cacheable or not.
+        let viewer = arrived * (1.0 + scenario.page_requests) + viewer_polls + claims;
+        verdicts.check(
+            t,
+            "CloudFront requests",
+            "viewer requests to the distribution",
+            "req/s",
+            viewer,
+            limits.cloudfront_rps,
+            Limits::CLOUDFRONT,
+        );
+
+        usage.enqueues += arrived;
+        usage.polls += placed_polls + unplaced_polls;
+        usage.viewer_requests += viewer;
+        usage.api_requests += api;
+        usage.rcu += load.table.read + load.indexes.read;
+        usage.wcu += load.table.write + load.indexes.write;
+        // SendMessage per visitor; the event source mapping receives and deletes ten at a time.
+        usage.sqs_requests += arrived * 1.2;
+
+        seconds.push(Second {
+            t,
+            arrived,
+            backlog,
+            waiting,
+            admitted: serving,
+            polls: placed_polls + unplaced_polls,
+            api_requests: api,
+            busiest_item_rcu: item.read,
+            busiest_item_wcu: item.write,
+        });
 
         let done = arrived_total >= total - 0.5
             && backlog < 0.5
             && serving >= total - 0.5
-            && to_claim.is_empty();
+            && [&to_claim, &to_expire, &to_end, &to_lapse]
+                .iter()
+                .all(|cohorts| cohorts.is_empty());
         if done {
             break;
         }
     }
 
-    let duration_secs = seconds.len() as f64;
-    usage.duration_secs = duration_secs;
-    usage.claimed = issued;
+    usage.duration_secs = seconds.len() as f64;
     let peak_waiting = seconds.iter().map(|s| s.waiting).fold(0.0, f64::max);
-    let mut utilisation: Vec<(&'static str, f64, u64)> = peaks
-        .iter()
-        .map(|(name, demand, capacity, at)| (*name, demand / capacity, *at))
-        .collect();
-    utilisation.sort_by(|a, b| b.1.total_cmp(&a.1));
     Outcome {
         seconds,
         all_admitted_secs: all_admitted,
         peak_waiting,
         usage,
-        claimed: issued,
-        utilisation,
-        first_bottleneck: first,
+        verdicts: verdicts.0,
     }
-}
-
-fn drain_due(cohorts: &mut Vec<Cohort>, t: u64) -> f64 {
-    let due: f64 = cohorts.iter().filter(|c| c.at <= t).map(|c| c.count).sum();
-    cohorts.retain(|c| c.at > t);
-    due
 }
 
 #[cfg(test)]
 mod tests {
+    use waiting_room_core::domain::{EventConfig, EventId, Strategy};
+
     use super::*;
+    use crate::measured::Measured;
+
+    fn run(scenario: &Scenario) -> Outcome {
+        simulate(
+            scenario,
+            &Costs::new(Measured::checked_in().unwrap()),
+            &Stack::of_repository().unwrap(),
+            &Durations::rs256(),
+            &Limits::default(),
+        )
+    }
+
+    fn periodic(by: u64, every: u64) -> EventConfig {
+        let mut config = EventConfig::new(EventId::parse("sale").unwrap());
+        config.strategy = Strategy::Periodic {
+            increment_by: by,
+            interval_secs: every,
+        };
+        config
+    }
 
     #[test]
     fn far_visitors_poll_slowly_and_near_ones_often() {
@@ -444,27 +804,15 @@ mod tests {
 
     #[test]
     fn everyone_is_let_in_at_the_strategys_pace_whatever_the_arrival_fractions() {
-        use crate::aws::{Limits, PerCall};
-        use waiting_room_core::domain::{EventConfig, EventId, Strategy};
         // 100 every 5 s is 20 a second; arrivals come faster, so the strategy sets the pace.
         for (arrival, visitors) in [
             ("uniform:600", 20_000),
             ("spike:0.5:60:600", 100_000),
             ("uniform:7", 1_000),
         ] {
-            let mut config = EventConfig::new(EventId::parse("sale").unwrap());
-            config.strategy = Strategy::Periodic {
-                increment_by: 100,
-                interval_secs: 5,
-            };
-            let scenario = Scenario::new(visitors, Arrival::parse(arrival).unwrap(), config);
-            let outcome = simulate(
-                &scenario,
-                &FlowCounts::default(),
-                &PerCall::rs256(),
-                &Limits::default(),
-            );
-            let took = outcome.all_admitted_secs.expect("everyone let in");
+            let scenario =
+                Scenario::new(visitors, Arrival::parse(arrival).unwrap(), periodic(100, 5));
+            let took = run(&scenario).all_admitted_secs.expect("everyone let in");
             let expected = visitors / 20;
             assert!(
                 took.abs_diff(expected) <= 10,
@@ -474,10 +822,84 @@ mod tests {
     }
 
     #[test]
-    fn arrivals_add_up_to_the_event() {
-        let profile = Arrival::parse("spike:0.5:10:100").unwrap();
-        let sum: f64 = (0..200).map(|t| profile.at(t, 1_000)).sum();
-        assert!((sum - 1_000.0).abs() < 1e-6);
-        assert!(Arrival::parse("steady").is_err());
+    fn a_small_event_crosses_no_limit() {
+        let scenario = Scenario::new(
+            2_000,
+            Arrival::parse("uniform:600").unwrap(),
+            periodic(5, 5),
+        );
+        let outcome = run(&scenario);
+        assert_eq!(outcome.first_crossed(), None, "{:#?}", outcome.verdicts);
+        // Sessions end 10 minutes after their claim: the run lasts until they have.
+        assert!(outcome.seconds.len() as u64 >= 600 + 2_000);
+    }
+
+    #[test]
+    fn the_event_item_limits_a_crowd_long_before_the_services_do() {
+        // 100,000 visitors in a minute, 2,000 let in a second.
+        let scenario = Scenario::new(
+            100_000,
+            Arrival::parse("uniform:60").unwrap(),
+            periodic(10_000, 5),
+        );
+        let outcome = run(&scenario);
+        let first = outcome.first_crossed().expect("a limit is crossed");
+        assert!(first.name.starts_with("DynamoDB"), "{first:?}");
+        let verdict = |name: &str| outcome.verdicts.iter().find(|v| v.name == name).unwrap();
+        // Every claim and every session end is a transaction on the event item.
+        assert!(
+            verdict("DynamoDB transactions on one item")
+                .first_crossed
+                .is_some()
+        );
+        assert_eq!(
+            verdict("DynamoDB transactions on one item").detail,
+            "event item"
+        );
+        // Every limit has a verdict, each once.
+        let mut names: Vec<&str> = outcome.verdicts.iter().map(|v| v.name.as_str()).collect();
+        let all = names.len();
+        names.dedup();
+        assert_eq!(names.len(), all);
+        for name in [
+            "API Gateway requests",
+            "CloudFront requests",
+            "SQS consumer throughput",
+            "Lambda concurrency (account, unreserved)",
+            "DynamoDB table writes, quota",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn a_shared_cacheable_document_takes_the_polls_off_the_origin() {
+        let mut today = Scenario::new(
+            200_000,
+            Arrival::parse("uniform:60").unwrap(),
+            periodic(500, 5),
+        );
+        today.session_secs = 60;
+        let mut shared = today.clone();
+        shared.page = PageBehaviour {
+            origin_polls_per_min: Some(0.0),
+            viewer_polls_per_min: Some(30.0),
+            shared_origin_rps: 10.0,
+            ..PageBehaviour::default()
+        };
+        let api = |o: &Outcome| {
+            o.verdicts
+                .iter()
+                .find(|v| v.name == "API Gateway requests")
+                .unwrap()
+                .peak
+        };
+        let (today, shared) = (run(&today), run(&shared));
+        assert!(
+            api(&shared) < api(&today) / 2.0,
+            "{} vs {}",
+            api(&shared),
+            api(&today)
+        );
     }
 }

@@ -1,64 +1,95 @@
 //! `waiting-room simulate`: an event's line simulated second by second with the room's own
-//! strategy and polling rules, what each AWS service sees, the first limit reached, and the
-//! cost per 1,000 admitted visitors.
+//! strategy and polling rules, the per-item DynamoDB costs measured on the wire
+//! (`measured/dynamodb.json`) and the stack's settings read from `template.yaml`; one verdict
+//! per AWS limit, the first limit crossed and when, the cost per 1,000 admitted visitors, and
+//! the cost of an idle month.
 //!
-//! `cargo run --release -p waiting-room -- simulate --visitors 100000 \
-//!    --arrival spike:0.5:60:1800 --strategy max-size:2000 --svg docs/capacity-example.svg`
+//! `cargo run --release -p waiting-room -- simulate --preset million`
 
 use std::path::PathBuf;
 
-use crate::aws::{Limits, PerCall, Prices, Requests};
+use crate::aws::{Costs, Durations, Limits, Prices};
 use crate::chart;
-use crate::flow::{Backend, FlowSettings, count_store_calls};
-use crate::model::{Arrival, Scenario, Second, simulate};
+use crate::idle::idle_month;
+use crate::measured::{CHECKED_IN_PATH, Measured};
+use crate::model::{Arrival, Outcome, PageBehaviour, Scenario, simulate};
+use crate::template::Stack;
 use waiting_room_core::domain::{EventConfig, EventId, Strategy};
 use waiting_room_core::token::KeyAlgorithm;
 
-/// What to simulate: the event, its strategy, and the AWS settings it runs under.
+/// Named scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// 1,000,000 visitors joining over 60 s (peaks of 50,000/s), one event admitting
+    /// 20,000/s, 10-minute sessions ended by `update_session`.
+    Million,
+}
+
+/// What to simulate: the event, its strategy, the page's polling and the AWS settings.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// Visitors who join the line.
-    #[arg(long, default_value_t = 100_000)]
-    pub visitors: u64,
+    /// A named scenario; the flags below that it sets (visitors, arrival, strategy, session
+    /// length) override it when given.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Visitors who join the line [default: 100,000].
+    #[arg(long)]
+    pub visitors: Option<u64>,
     /// `uniform:SECS`, or `spike:SHARE:SPIKE_SECS:REST_SECS` (SHARE of everyone within the
-    /// first SPIKE_SECS, the rest evenly over the next REST_SECS).
-    #[arg(long, default_value = "spike:0.5:60:1800")]
-    pub arrival: String,
-    /// `max-size:MAX_ACTIVE` or `periodic:INCREMENT_BY:INTERVAL_SECS`.
-    #[arg(long, default_value = "max-size:2000")]
-    pub strategy: String,
+    /// first SPIKE_SECS, the rest evenly over the next REST_SECS) [default: spike:0.5:60:1800].
+    #[arg(long)]
+    pub arrival: Option<String>,
+    /// `max-size:MAX_ACTIVE` or `periodic:INCREMENT_BY:INTERVAL_SECS` [default: max-size:2000].
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Seconds an admitted visitor stays before the main app ends the session [default: 600].
+    #[arg(long)]
+    pub session_secs: Option<u64>,
     /// At most this many admissions per minute, on top of the strategy.
     #[arg(long)]
     pub rate_limit_per_min: Option<u64>,
-    /// Seconds between strategy passes (the template's StrategyEverySecs).
-    #[arg(long, default_value_t = 5)]
-    pub runner_every: u64,
-    /// Seconds an admitted visitor stays before the main app ends the session.
-    #[arg(long, default_value_t = 600)]
-    pub session_secs: u64,
+    /// Seconds between strategy passes [default: the template's StrategyEverySecs].
+    #[arg(long)]
+    pub runner_every: Option<u64>,
+    /// Share of sessions ended by `update_session`; the rest expire with their token.
+    #[arg(long, default_value_t = 1.0)]
+    pub sessions_ended: f64,
     /// Share of served visitors who never claim their token.
     #[arg(long, default_value_t = 0.05)]
     pub abandon: f64,
-    /// Token algorithm (signing time and item size).
+    /// Token algorithm (signing time).
     #[arg(long, default_value = "RS256")]
     pub algorithm: KeyAlgorithm,
     /// Main-app requests per admitted visitor checked by the room's authorizer.
     #[arg(long, default_value_t = 0.0)]
     pub authorized_requests: f64,
-    /// The consumer's ConsumerMaxConcurrency.
-    #[arg(long, default_value_t = 5.0)]
-    pub consumer_concurrency: f64,
-    /// Lambda concurrent executions available to the room.
+    /// Origin requests per waiting visitor per minute [default: `/status` at the room's own
+    /// pace, as today's page polls].
+    #[arg(long)]
+    pub origin_polls_per_min: Option<f64>,
+    /// Requests a waiting visitor sends CloudFront per minute [default: the origin's].
+    #[arg(long)]
+    pub viewer_polls_per_min: Option<f64>,
+    /// Origin requests per second per event for a shared, cacheable document.
+    #[arg(long, default_value_t = 0.0)]
+    pub shared_origin_rps: f64,
+    /// Pause between look-ups while a request has no position (the page's 800 ms).
+    #[arg(long)]
+    pub unplaced_poll_ms: Option<f64>,
+    /// Lambda concurrent executions in the account.
     #[arg(long, default_value_t = 1_000.0)]
     pub lambda_concurrency: f64,
-    /// Writes and reads per second the table takes before on-demand scaling (warm throughput).
+    /// Writes and reads per second the table takes at once (warm throughput).
     #[arg(long, default_value_t = 4_000.0)]
     pub table_wcu: f64,
     #[arg(long, default_value_t = 12_000.0)]
     pub table_rcu: f64,
-    /// Visitors in the store-call counting run the model takes its per-call figures from.
-    #[arg(long, default_value_t = 10_000)]
-    pub flow_visitors: u64,
+    /// How long a transaction holds its items, in ms (assumed).
+    #[arg(long, default_value_t = 25.0)]
+    pub transaction_ms: f64,
+    /// Per-item costs measured on the wire [default: the checked-in measurement].
+    #[arg(long)]
+    pub measured: Option<PathBuf>,
     /// Write the chart here (SVG).
     #[arg(long)]
     pub svg: Option<PathBuf>,
@@ -85,8 +116,8 @@ fn strategy(raw: &str) -> Result<Strategy, String> {
     Ok(strategy)
 }
 
-fn thousands(v: f64) -> String {
-    let n = v.round() as u64;
+pub fn thousands(v: f64) -> String {
+    let n = v.round().max(0.0) as u64;
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -102,63 +133,134 @@ fn clock(secs: u64) -> String {
     format!("{}h{:02}m{:02}s", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// Simulates the event and prints the report (and writes the chart when asked).
-pub async fn run(args: &SimulateArgs) -> Result<(), String> {
-    let parse = || -> Result<_, String> {
-        let arrival = Arrival::parse(&args.arrival)?;
-        let mut config = EventConfig::new(EventId::parse("sale").map_err(|e| e.to_string())?);
-        config.strategy = strategy(&args.strategy)?;
-        config.rate_limit_per_min = args.rate_limit_per_min;
-        config.validate().map_err(|e| e.to_string())?;
-        Ok((arrival, config))
-    };
-    let (arrival, config) = parse()?;
-    let mut scenario = Scenario::new(args.visitors, arrival, config);
-    scenario.runner_every_secs = args.runner_every.max(1);
-    scenario.session_secs = args.session_secs;
+/// The scenario the flags (and preset) describe.
+fn scenario(args: &SimulateArgs, stack: &Stack) -> Result<Scenario, String> {
+    let million = args.preset == Some(Preset::Million);
+    let visitors = args
+        .visitors
+        .unwrap_or(if million { 1_000_000 } else { 100_000 });
+    // Half in 10 s at 50,000/s, the other half over the next 50 s at 10,000/s.
+    let arrival = args.arrival.clone().unwrap_or_else(|| {
+        if million {
+            "spike:0.5:10:50"
+        } else {
+            "spike:0.5:60:1800"
+        }
+        .into()
+    });
+    // 100,000 every 5 s: 20,000 a second.
+    let strategy_text = args.strategy.clone().unwrap_or_else(|| {
+        if million {
+            "periodic:100000:5"
+        } else {
+            "max-size:2000"
+        }
+        .into()
+    });
+    let mut config = EventConfig::new(EventId::parse("sale").map_err(|e| e.to_string())?);
+    config.strategy = strategy(&strategy_text)?;
+    config.rate_limit_per_min = args.rate_limit_per_min;
+    config.validate().map_err(|e| e.to_string())?;
+    let mut scenario = Scenario::new(visitors, Arrival::parse(&arrival)?, config);
+    scenario.runner_every_secs = args
+        .runner_every
+        .or_else(|| stack.parameter("StrategyEverySecs").map(|s| s as u64))
+        .unwrap_or(5)
+        .max(1);
+    scenario.session_secs = args.session_secs.unwrap_or(600);
+    scenario.sessions_ended = args.sessions_ended.clamp(0.0, 1.0);
     scenario.abandon = args.abandon.clamp(0.0, 1.0);
     scenario.authorized_requests = args.authorized_requests.max(0.0);
-    let per_call = match args.algorithm {
-        KeyAlgorithm::RS256 => PerCall::rs256(),
-        KeyAlgorithm::EdDSA => PerCall::eddsa(),
+    scenario.page = PageBehaviour {
+        origin_polls_per_min: args.origin_polls_per_min,
+        viewer_polls_per_min: args.viewer_polls_per_min,
+        shared_origin_rps: args.shared_origin_rps.max(0.0),
+        unplaced_poll_ms: args
+            .unplaced_poll_ms
+            .unwrap_or(PageBehaviour::default().unplaced_poll_ms),
+    };
+    Ok(scenario)
+}
+
+/// Simulates the event and prints the report (and writes the chart when asked).
+pub async fn run(args: &SimulateArgs) -> Result<(), String> {
+    let stack = Stack::of_repository()?;
+    let measured = match &args.measured {
+        Some(path) => Measured::from_file(path)?,
+        None => Measured::checked_in()?,
+    };
+    let costs = Costs::new(measured);
+    costs.check()?;
+    let scenario = scenario(args, &stack)?;
+    let durations = match args.algorithm {
+        KeyAlgorithm::RS256 => Durations::rs256(),
+        KeyAlgorithm::EdDSA => Durations::eddsa(),
     };
     let limits = Limits {
-        consumer_concurrency: args.consumer_concurrency,
         lambda_concurrency: args.lambda_concurrency,
-        table_wcu: args.table_wcu,
-        table_rcu: args.table_rcu,
+        table_warm_wcu: args.table_wcu,
+        table_warm_rcu: args.table_rcu,
+        transaction_ms: args.transaction_ms.max(0.001),
         ..Limits::default()
     };
     let prices = Prices::default();
+    let outcome = simulate(&scenario, &costs, &stack, &durations, &limits);
+    print_report(
+        args, &scenario, &costs, &stack, &durations, &limits, &prices, &outcome,
+    )?;
+    if let Some(path) = &args.svg {
+        let title = format!(
+            "{} visitors, arrival {:?}, {:?}",
+            thousands(scenario.visitors as f64),
+            scenario.arrival,
+            scenario.config.strategy
+        );
+        std::fs::write(path, chart::svg(&outcome, &title))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!();
+        println!("chart written to {}", path.display());
+    }
+    Ok(())
+}
 
-    let flow = count_store_calls(
-        &FlowSettings {
-            visitors: args.flow_visitors,
-            ..FlowSettings::default()
-        },
-        Backend::Memory,
-    )
-    .await;
-    let outcome = simulate(&scenario, &flow, &per_call, &limits);
+#[allow(clippy::too_many_arguments)]
+fn print_report(
+    args: &SimulateArgs,
+    scenario: &Scenario,
+    costs: &Costs,
+    stack: &Stack,
+    durations: &Durations,
+    limits: &Limits,
+    prices: &Prices,
+    outcome: &Outcome,
+) -> Result<(), String> {
     let usage = &outcome.usage;
-    let requests = Requests::of(usage, &per_call);
-
+    let page = &scenario.page;
     println!("== Event");
     println!(
-        "{} visitors, arrival {}, strategy {}, rate limit {}, strategy pass every {} s",
-        thousands(args.visitors as f64),
-        args.arrival,
-        args.strategy,
+        "{} visitors, arrival {:?}, strategy {:?}, rate limit {}, strategy pass every {} s",
+        thousands(scenario.visitors as f64),
+        scenario.arrival,
+        scenario.config.strategy,
         args.rate_limit_per_min
             .map_or("none".into(), |r| format!("{r}/min")),
         scenario.runner_every_secs
     );
     println!(
-        "sessions {} s, {:.0}% never claim, {:?} tokens, {} authorized requests per visitor",
-        args.session_secs,
+        "sessions {} s ({:.0}% ended by update_session), {:.0}% never claim, {:?} tokens",
+        scenario.session_secs,
+        scenario.sessions_ended * 100.0,
         scenario.abandon * 100.0,
         args.algorithm,
-        args.authorized_requests
+    );
+    println!(
+        "page: {} origin look-ups per waiting visitor, {} per minute to CloudFront, {} shared-document origin requests/s, every {} ms before a position",
+        page.origin_polls_per_min
+            .map_or("/status at the room's pace:".into(), |p| format!("{p}/min")),
+        page.viewer_polls_per_min
+            .map_or("as many".into(), |p| format!("{p}")),
+        page.shared_origin_rps,
+        page.unplaced_poll_ms
     );
     println!();
     println!("== Line");
@@ -170,112 +272,121 @@ pub async fn run(args: &SimulateArgs) -> Result<(), String> {
         "peak waiting               {}",
         thousands(outcome.peak_waiting)
     );
-    println!("tokens claimed             {}", thousands(outcome.claimed));
+    println!("tokens claimed             {}", thousands(usage.claimed));
     println!(
-        "polls per admitted visitor {:.1}",
-        usage.polls / outcome.claimed.max(1.0)
-    );
-    let peak = |f: &dyn Fn(&Second) -> f64| outcome.seconds.iter().map(f).fold(0.0, f64::max);
-    println!(
-        "peak API requests/s        {}",
-        thousands(peak(&|s| s.api_requests))
+        "look-ups per admitted      {:.1}",
+        usage.polls / usage.claimed.max(1.0)
     );
     println!();
-    println!("== Requests per service (whole event)");
-    for (name, value) in [
-        ("API Gateway requests", requests.api_gateway),
-        ("Lambda invocations", requests.lambda_invocations),
-        ("Lambda GB-seconds", requests.lambda_gb_secs),
-        ("DynamoDB read units", requests.dynamodb_rcu),
-        ("DynamoDB write units", requests.dynamodb_wcu),
-        ("SQS requests", requests.sqs),
-        ("CloudFront requests", requests.cloudfront),
-    ] {
+    println!("== Limits: peak demand against each limit (demand after retries where refused)");
+    for v in &outcome.verdicts {
         println!(
-            "{name:<26} {:>15}   {:>8.2} per admitted visitor",
-            thousands(value),
-            value / outcome.claimed.max(1.0)
+            "{:<4} {:<48} peak {:>12} {:<9} at {}  limit {:>9}  ({}) [{}]",
+            if v.first_crossed.is_some() {
+                "OVER"
+            } else {
+                "ok"
+            },
+            v.name,
+            thousands(v.peak),
+            v.unit,
+            clock(v.peak_at),
+            thousands(v.limit),
+            v.detail,
+            v.source
         );
     }
-    println!(
-        "(store writes per admitted visitor measured over {} visitors: {:.3}; store reads per poll: {:.3})",
-        thousands(flow.visitors as f64),
-        flow.writes_per_admitted(),
-        flow.reads_per_poll()
-    );
-    println!();
-    println!("== Limits (peak demand / capacity)");
-    for (name, share, at) in &outcome.utilisation {
-        println!("{:>6.0}%  {name}  (peak at {})", share * 100.0, clock(*at));
-    }
-    match &outcome.first_bottleneck {
-        Some(b) => println!(
-            "first bottleneck: {} at {}: {} needed, {} available",
-            b.limit,
-            clock(b.at_secs),
-            thousands(b.demand),
-            thousands(b.capacity)
+    match outcome.first_crossed() {
+        Some(v) => println!(
+            "first limit crossed: {} at {} (limit {} {})",
+            v.name,
+            clock(v.first_crossed.unwrap_or_default()),
+            thousands(v.limit),
+            v.unit
         ),
-        None => println!(
-            "first bottleneck: none reached; closest: {}",
-            outcome
-                .utilisation
-                .first()
-                .map_or("-", |(name, _, _)| *name)
-        ),
+        None => println!("first limit crossed: none"),
     }
     println!();
     println!("== Cost per 1,000 admitted visitors (USD, us-east-1, no free tier)");
-    let bill = prices.bill(&requests);
-    let per_k = 1_000.0 / outcome.claimed.max(1.0);
+    let page_kb = 34.0;
+    let answer_kb = 1.0;
+    let bill = [
+        (
+            "API Gateway",
+            usage.api_requests * prices.api_gateway_http_per_million / 1e6,
+        ),
+        (
+            "Lambda",
+            usage.lambda_invocations * prices.lambda_requests_per_million / 1e6
+                + usage.lambda_gb_secs * prices.lambda_arm_gb_sec,
+        ),
+        (
+            "DynamoDB",
+            usage.wcu * prices.dynamodb_wru_per_million / 1e6
+                + usage.rcu * prices.dynamodb_rru_per_million / 1e6,
+        ),
+        (
+            "SQS",
+            usage.sqs_requests * prices.sqs_standard_per_million / 1e6,
+        ),
+        (
+            "CloudFront",
+            usage.viewer_requests * prices.cloudfront_https_per_10k / 1e4
+                + (usage.enqueues * page_kb + usage.viewer_requests * answer_kb) / 1e6
+                    * prices.cloudfront_gb_out,
+        ),
+    ];
+    let per_k = 1_000.0 / usage.claimed.max(1.0);
     let total: f64 = bill.iter().map(|(_, usd)| usd).sum();
     for (name, usd) in &bill {
         println!("{name:<12} {:>9.4}", usd * per_k);
     }
     println!("{:<12} {:>9.4}", "total", total * per_k);
-    println!("(whole event: ${total:.2})");
+    println!(
+        "(whole event: ${total:.2}; DynamoDB {} read and {} write units)",
+        thousands(usage.rcu),
+        thousands(usage.wcu)
+    );
+    println!();
+    println!("== Idle month (no event open), from template.yaml");
+    let month = idle_month(stack, &costs.measured, prices)?;
+    for line in &month.lines {
+        println!("{:<44} {:>8.2}  {}", line.item, line.usd, line.how);
+    }
+    println!("{:<44} {:>8.2}", "idle cost per month (USD)", month.total());
     println!();
     println!("== Assumptions");
+    println!(
+        "- per-item DynamoDB costs: {} ({} visitors, {} admitted, {} look-ups), written by: {}",
+        args.measured
+            .as_ref()
+            .map_or(CHECKED_IN_PATH.into(), |p| p.display().to_string()),
+        costs.measured.visitors,
+        costs.measured.admitted,
+        costs.measured.polls,
+        costs.measured.command
+    );
     for (price, source) in Prices::SOURCES {
         println!("- {price} [{source}]");
     }
     println!(
-        "- Lambda {} MB arm64; ms per request: enqueue {}, poll {}, token {}, batch of 1,000 {}, authorizer {}",
-        per_call.lambda_memory_mb,
-        per_call.enqueue_ms,
-        per_call.poll_ms,
-        per_call.token_ms,
-        per_call.batch_ms,
-        per_call.authorizer_ms
+        "- Lambda ms per request (estimates): enqueue {}, look-up {}, token {}, session end {}, batch of 1,000 {}, authorizer {}; memory, reserved concurrency, consumer concurrency and batch size from template.yaml",
+        durations.enqueue_ms,
+        durations.poll_ms,
+        durations.token_ms,
+        durations.session_end_ms,
+        durations.batch_ms,
+        durations.authorizer_ms
     );
     println!(
-        "- DynamoDB: strongly consistent reads; a /status poll reads the event item and the request item; request item with tokens {} KB; transactions cost double",
-        per_call.request_item_kb
+        "- a transaction holds its items {} ms (assumed), so one item completes at most {:.0} transactions/s; refused calls are retried ({} attempts by the SDK, {} by the store for transactions)",
+        limits.transaction_ms,
+        limits.item_transactions(),
+        limits.sdk_attempts,
+        limits.transaction_attempts
     );
     println!(
-        "- limits: event item 1,000 WCU/s and 3,000 RCU/s; table {} WCU/s and {} RCU/s before on-demand scales; Lambda {} concurrent; API Gateway 10,000 requests/s; consumer {} x 1,000 per {} s",
-        thousands(limits.table_wcu),
-        thousands(limits.table_rcu),
-        thousands(limits.lambda_concurrency),
-        limits.consumer_concurrency,
-        limits.batch_secs
+        "- each busy reads instance reloads its event view once a second; a per-visitor item sees at most one look-up a second; a serving move's item takes all the claims of its second"
     );
-    println!(
-        "- page: {} CloudFront requests, {} KB per visitor; {} KB per API answer",
-        per_call.page_requests, per_call.page_kb, per_call.poll_kb
-    );
-
-    if let Some(path) = &args.svg {
-        let title = format!(
-            "{} visitors, {}, {}",
-            thousands(args.visitors as f64),
-            args.arrival,
-            args.strategy
-        );
-        std::fs::write(path, chart::svg(&outcome, &title))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!();
-        println!("chart written to {}", path.display());
-    }
     Ok(())
 }

@@ -1,15 +1,19 @@
-//! Store calls per admitted visitor: visitors go through enqueue → position → polls of
-//! `/status` → token, counted by `InstrumentedStore` on the memory store, or on DynamoDB (moto
-//! or AWS) where every DynamoDB call is also counted on the wire.
+//! Store calls per admitted visitor: visitors go through join → look-ups at the page's pace →
+//! admission → token → session end (or expiry), counted by `InstrumentedStore` on the memory
+//! store, or on DynamoDB (moto or AWS), where every DynamoDB call is also recorded on the wire
+//! with the items it touched and the capacity it took.
 //!
-//! `cargo run --release -p waiting-room-capacity --bin store-calls [-- VISITORS]`
-//! `cargo run --release -p waiting-room-capacity --bin store-calls -- 600 --arrivals-per-sec 100 --dynamodb http://127.0.0.1:4566`
+//! `cargo run --release -p waiting-room-capacity --bin store-calls [-- VISITORS]    (memory store)`
+//! `bash infra/capacity/measure.sh` (the DynamoDB run on moto that writes the model's input)
 //!
 //! moto copies the whole table for every transaction, so its memory and time grow with the
 //! table: runs on moto stay at a few hundred visitors (2,000 exhausted 24 GiB).
 
+use std::path::PathBuf;
+
 use clap::Parser;
 use waiting_room_capacity::flow::{Backend, FlowCounts, FlowSettings, Step, is_write};
+use waiting_room_capacity::measured::Measured;
 use waiting_room_core::adapters::{AwsConfig, DynamoStore};
 
 #[derive(Parser)]
@@ -25,23 +29,32 @@ struct Args {
     /// table created for the run and deleted after it.
     #[arg(long)]
     dynamodb: Option<String>,
+    /// With --dynamodb: write the per-step, per-class costs here (the capacity model's input).
+    #[arg(long)]
+    write: Option<PathBuf>,
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), String> {
     let args = Args::parse();
     let settings = FlowSettings {
         visitors: args.visitors,
         arrivals_per_sec: args.arrivals_per_sec.max(1),
         ..FlowSettings::default()
     };
+    if args.write.is_some() && args.dynamodb.is_none() {
+        return Err("--write needs --dynamodb: the model's costs come from the wire".into());
+    }
     let dynamo = args.dynamodb.as_deref().map(|endpoint| {
         let table = format!("store-calls-{}", std::process::id());
         DynamoStore::new(&AwsConfig::local(endpoint), table)
     });
     let backend = match &dynamo {
         Some(store) => {
-            store.create_table().await.expect("create the table");
+            store
+                .create_table()
+                .await
+                .map_err(|e| format!("create the table: {e}"))?;
             Backend::DynamoDb(store.clone())
         }
         None => Backend::Memory,
@@ -63,6 +76,10 @@ async fn main() {
             "memory store"
         },
     );
+    println!(
+        "one in {} served visitors never claims; one in {} sessions expires, the others end by update_session after {} s",
+        settings.abandon_every, settings.expire_every, settings.session_secs
+    );
     println!();
     let operations: Vec<String> = counts.operations().iter().map(|o| o.to_string()).collect();
     table(&counts, &operations, |step, op| counts.per(step, op));
@@ -77,12 +94,8 @@ async fn main() {
         counts.reads_per_admitted()
     );
     println!(
-        "polls per admitted visitor         {:.4}",
+        "look-ups per admitted visitor      {:.4}",
         counts.polls_per_admitted()
-    );
-    println!(
-        "store reads per poll               {:.4}",
-        counts.reads_per_poll()
     );
     if let Some(store) = dynamo {
         println!();
@@ -90,24 +103,45 @@ async fn main() {
         table(&counts, &counts.wire_operations(), |step, op| {
             counts.wire_per(step, op)
         });
-        let batches = counts.times(Step::Batch);
-        let moves = counts
-            .queue_counter_moves
-            .get(&Step::Batch)
-            .copied()
-            .unwrap_or(0);
+        let command = format!(
+            "bash infra/capacity/measure.sh {} (store-calls -- {} --arrivals-per-sec {} --dynamodb MOTO_URL --write {})",
+            args.visitors,
+            args.visitors,
+            args.arrivals_per_sec,
+            waiting_room_capacity::measured::CHECKED_IN_PATH
+        );
+        let measured = Measured::from_run(&counts, &settings, command);
         println!();
-        println!("queue counter updates            {moves} in {batches} consumer batches");
-        println!(
-            "DynamoDB writes per admitted     {:.4}",
-            counts.wire_writes_per_admitted()
-        );
-        println!(
-            "DynamoDB calls per admitted      {:.4}",
-            counts.wire_calls_per_admitted()
-        );
-        store.delete_table().await.expect("delete the table");
+        println!("DynamoDB capacity units on the wire:");
+        print!("{}", measured.table());
+        println!();
+        println!("per step and item class (units per occurrence, or per visitor it acted on):");
+        for step in &measured.steps {
+            for cost in &step.classes {
+                println!(
+                    "  {:<28} {:<26} per {:<10} RCU {:>8.3}  WCU {:>8.3}  transactions {:>6.3}",
+                    step.step.label(),
+                    cost.class,
+                    format!("{:?}", cost.per).to_lowercase(),
+                    cost.read_units,
+                    cost.write_units,
+                    cost.transactions
+                );
+            }
+        }
+        if let Some(path) = &args.write {
+            let json = serde_json::to_string_pretty(&measured).map_err(|e| e.to_string())?;
+            std::fs::write(path, json + "\n")
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            println!();
+            println!("written to {}", path.display());
+        }
+        store
+            .delete_table()
+            .await
+            .map_err(|e| format!("delete the table: {e}"))?;
     }
+    Ok(())
 }
 
 /// One row per step, one column per operation: calls per occurrence of the step.

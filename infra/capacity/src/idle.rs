@@ -1,0 +1,233 @@
+//! A month with no event open, priced from the template's own resources ([`Stack`]): the
+//! scheduled runner's invocations (rate, memory, and how long an invocation runs: the budget
+//! `lambda::handle_schedule` loops for), its DynamoDB reads per idle pass (measured), the
+//! queue's idle long polls, traces, logs and their retention, secrets, alarms, dashboards and
+//! the table.
+
+use std::time::Duration;
+
+use waiting_room_core::lambda;
+
+use crate::aws::Prices;
+use crate::flow::Step;
+use crate::measured::Measured;
+use crate::template::Stack;
+
+/// Seconds in the month priced (30 days).
+pub const MONTH_SECS: f64 = 30.0 * 86_400.0;
+/// Assumed: log bytes one idle runner invocation writes (the platform's START/END/REPORT
+/// lines, the "scheduled run" line and the metrics line).
+pub const LOG_BYTES_PER_INVOCATION: f64 = 1_000.0;
+/// Assumed: SQS long polls the consumer's event source mapping makes while the queue is empty
+/// (5 pollers, one 20 s poll each).
+pub const IDLE_QUEUE_POLLS_PER_SEC: f64 = 5.0 / 20.0;
+/// Assumed: what an idle table holds (the event items and the catalog).
+pub const IDLE_TABLE_GB: f64 = 0.000_01;
+
+/// Passes and seconds of one scheduled invocation when nothing is to be done: passes every
+/// `every` until the budget is spent, as [`lambda::handle_schedule`] runs them.
+pub fn runner_invocation(budget: Duration, every: Duration) -> (u64, f64) {
+    let every = every.as_secs_f64().max(0.001);
+    let budget = budget.as_secs_f64();
+    let passes = (budget / every).ceil().max(1.0) as u64;
+    (passes, (passes - 1) as f64 * every)
+}
+
+/// One line of the idle bill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub item: String,
+    pub usd: f64,
+    pub how: String,
+}
+
+/// The idle month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleMonth {
+    pub lines: Vec<Line>,
+}
+
+impl IdleMonth {
+    pub fn total(&self) -> f64 {
+        self.lines.iter().map(|l| l.usd).sum()
+    }
+}
+
+pub fn idle_month(
+    stack: &Stack,
+    measured: &Measured,
+    prices: &Prices,
+) -> Result<IdleMonth, String> {
+    let runner = stack
+        .scheduled()
+        .ok_or("template.yaml has no scheduled function")?;
+    let rate = runner.schedule_secs.unwrap_or(60.0);
+    let every = Duration::from_secs_f64(stack.parameter("StrategyEverySecs").unwrap_or(5.0));
+    let budget = lambda::runner_budget(Duration::from_secs_f64(runner.timeout_secs));
+    let (passes, secs) = runner_invocation(budget, every);
+    let invocations = MONTH_SECS / rate;
+    let gb_secs = invocations * secs * runner.memory_mb / 1024.0;
+    let idle_pass = measured
+        .step(Step::IdlePass)
+        .ok_or("the measurement has no idle pass")?;
+    let pass_rcu: f64 = idle_pass.classes.iter().map(|c| c.read_units).sum();
+    let pass_wcu: f64 = idle_pass.classes.iter().map(|c| c.write_units).sum();
+    let total_passes = invocations * passes as f64;
+    let alarm_metrics: f64 = stack.alarm_metrics.iter().map(|(_, n)| n).sum();
+    let traced = if runner.tracing { invocations } else { 0.0 };
+    let log_gb = invocations * LOG_BYTES_PER_INVOCATION / 1e9;
+    let queue_polls = if stack.queue_consumer().is_some() {
+        IDLE_QUEUE_POLLS_PER_SEC * MONTH_SECS
+    } else {
+        0.0
+    };
+    let mut lines = vec![
+        Line {
+            item: format!("Lambda {} (scheduled)", runner.binary),
+            usd: gb_secs * prices.lambda_arm_gb_sec
+                + invocations * prices.lambda_requests_per_million / 1e6,
+            how: format!(
+                "{invocations:.0} invocations (every {rate:.0} s) x {secs:.0} s ({passes} passes every {} s) x {} MB = {gb_secs:.0} GB-s",
+                every.as_secs_f64(),
+                runner.memory_mb
+            ),
+        },
+        Line {
+            item: "DynamoDB reads of idle passes".into(),
+            usd: total_passes * pass_rcu * prices.dynamodb_rru_per_million / 1e6
+                + total_passes * pass_wcu * prices.dynamodb_wru_per_million / 1e6,
+            how: format!(
+                "{total_passes:.0} passes x {pass_rcu:.1} RCU + {pass_wcu:.1} WCU (measured idle pass)"
+            ),
+        },
+        Line {
+            item: "DynamoDB storage and point-in-time recovery".into(),
+            usd: IDLE_TABLE_GB
+                * (prices.dynamodb_storage_gb_month
+                    + if stack.point_in_time_recovery {
+                        prices.dynamodb_pitr_gb_month
+                    } else {
+                        0.0
+                    }),
+            how: format!(
+                "{} table, {} GB held (assumed){}",
+                if stack.table_on_demand {
+                    "on-demand"
+                } else {
+                    "provisioned"
+                },
+                IDLE_TABLE_GB,
+                if stack.point_in_time_recovery {
+                    ", PITR on"
+                } else {
+                    ""
+                }
+            ),
+        },
+        Line {
+            item: "SQS idle long polls".into(),
+            usd: queue_polls * prices.sqs_standard_per_million / 1e6,
+            how: format!("{queue_polls:.0} receives (assumed 5 pollers x one 20 s poll)"),
+        },
+        Line {
+            item: "X-Ray traces".into(),
+            usd: traced * prices.xray_traces_per_million / 1e6,
+            how: format!("{traced:.0} traced invocations (Tracing: Active)"),
+        },
+        Line {
+            item: "CloudWatch Logs".into(),
+            usd: log_gb * prices.logs_ingest_gb
+                + log_gb
+                    * prices.logs_storage_gb_month
+                    * (stack.log_retention_days / 30.0).min(1.0),
+            how: format!(
+                "{log_gb:.3} GB ingested ({LOG_BYTES_PER_INVOCATION} B per invocation, assumed), kept {} days in {} log groups",
+                stack.log_retention_days, stack.log_groups
+            ),
+        },
+        Line {
+            item: "CloudWatch alarms".into(),
+            usd: alarm_metrics * prices.alarm_metric_month,
+            how: format!(
+                "{} alarms watching {alarm_metrics} metrics",
+                stack.alarm_metrics.len()
+            ),
+        },
+        Line {
+            item: "CloudWatch dashboards".into(),
+            usd: stack.dashboards * prices.dashboard_month,
+            how: format!("{} dashboard(s)", stack.dashboards),
+        },
+        Line {
+            item: "Secrets Manager".into(),
+            usd: stack.secrets * prices.secret_month,
+            how: format!(
+                "{} secrets (the admin key's, the signing key's)",
+                stack.secrets
+            ),
+        },
+    ];
+    lines.retain(|l| l.usd > 0.0 || l.item.starts_with("DynamoDB storage"));
+    Ok(IdleMonth { lines })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use aws_lambda_events::eventbridge::EventBridgeEvent;
+    use waiting_room_core::WaitingRoom;
+    use waiting_room_core::adapters::{ManualClock, MemoryStore};
+    use waiting_room_core::domain::{EventConfig, EventId};
+    use waiting_room_core::service::CacheSettings;
+
+    use super::*;
+
+    /// The idle bill assumes an invocation runs as long as the runner really does with nothing
+    /// to do: checked against `handle_schedule` itself, on a paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_invocation_runs_as_the_model_prices_it() {
+        let stack = Stack::of_repository().unwrap();
+        let runner = stack.scheduled().unwrap();
+        let every = Duration::from_secs_f64(stack.parameter("StrategyEverySecs").unwrap());
+        let budget = lambda::runner_budget(Duration::from_secs_f64(runner.timeout_secs));
+        let room = WaitingRoom::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(ManualClock::new(0)),
+            CacheSettings::default(),
+        );
+        room.ensure_event(EventConfig::new(EventId::parse("demo").unwrap()))
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let report =
+            lambda::handle_schedule(&room, EventBridgeEvent::default(), every, budget).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let (passes, secs) = runner_invocation(budget, every);
+        assert_eq!(u64::from(report.passes), passes);
+        assert!(
+            (elapsed - secs).abs() < 0.5,
+            "ran {elapsed} s, priced {secs} s"
+        );
+    }
+
+    #[test]
+    fn the_idle_month_prices_every_resource_of_the_template() {
+        let stack = Stack::of_repository().unwrap();
+        let measured = Measured::checked_in().unwrap();
+        let month = idle_month(&stack, &measured, &Prices::default()).unwrap();
+        let names: Vec<&str> = month.lines.iter().map(|l| l.item.as_str()).collect();
+        for wanted in [
+            "Lambda strategy-runner (scheduled)",
+            "CloudWatch dashboards",
+            "Secrets Manager",
+            "CloudWatch alarms",
+        ] {
+            assert!(names.contains(&wanted), "{names:?}");
+        }
+        // 43,200 invocations of 50 s at 256 MB: 540,000 GB-s, $7.20 plus requests.
+        let runner = &month.lines[0];
+        assert!((runner.usd - 7.2087).abs() < 0.01, "{runner:?}");
+        assert!(month.total() > runner.usd);
+    }
+}
