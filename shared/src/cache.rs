@@ -1,6 +1,10 @@
 //! A small in-process cache with a TTL and single-flight loads: while one caller refreshes a
 //! key, concurrent callers wait for its answer instead of each reading the store. A warm
 //! Lambda instance thus reads each hot item at most once per TTL, whatever its concurrency.
+//!
+//! Reads take no lock: the key map and each key's value are snapshots swapped atomically
+//! (`arc-swap`), so a warm read is a few atomic loads however many requests run at once. Only
+//! a load (at most once per key and TTL) and a change to the key map take a lock.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,70 +12,95 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Entries kept before the cache is emptied: a bound against floods of distinct keys.
-const MAX_KEYS: usize = 10_000;
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+/// Keys kept before the cache is emptied: a bound against floods of distinct keys (adding a
+/// key copies the map, so the bound also bounds that copy).
+const MAX_KEYS: usize = 1_024;
+
+struct Loaded<V> {
+    at: Instant,
+    value: Arc<V>,
+}
 
 struct Slot<V> {
-    // std Mutex: held only to copy the value in or out.
-    value: Mutex<Option<(Instant, V)>>,
+    value: ArcSwapOption<Loaded<V>>,
     // Held across the load, so only one load per key runs at a time.
     loading: tokio::sync::Mutex<()>,
 }
 
-impl<V: Clone> Slot<V> {
-    fn fresh(&self, ttl: Duration) -> Option<V> {
-        let value = self.value.lock().ok()?;
-        value
+impl<V> Slot<V> {
+    fn fresh(&self, ttl: Duration) -> Option<Arc<V>> {
+        self.value
+            .load()
             .as_ref()
-            .filter(|(at, _)| at.elapsed() < ttl)
-            .map(|(_, v)| v.clone())
+            .filter(|loaded| loaded.at.elapsed() < ttl)
+            .map(|loaded| loaded.value.clone())
     }
 }
 
 pub struct TtlCache<K, V> {
     ttl: Duration,
-    slots: Mutex<HashMap<K, Arc<Slot<V>>>>,
+    slots: ArcSwap<HashMap<K, Arc<Slot<V>>>>,
+    // Serialises changes to the key map (a new key, a removal); never taken by a read.
+    changing: Mutex<()>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            slots: Mutex::new(HashMap::new()),
+            slots: ArcSwap::from_pointee(HashMap::new()),
+            changing: Mutex::new(()),
         }
     }
 
-    fn slot(&self, key: &K) -> Arc<Slot<V>> {
-        let mut slots = match self.slots.lock() {
-            Ok(slots) => slots,
+    /// Changes the key map: a copy, changed by `change`, swapped in.
+    fn change<R>(&self, change: impl FnOnce(&mut HashMap<K, Arc<Slot<V>>>) -> R) -> R {
+        // std Mutex: no await under it; a panic elsewhere must not stop the cache.
+        let _changing = match self.changing.lock() {
+            Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if slots.len() >= MAX_KEYS && !slots.contains_key(key) {
-            slots.clear();
+        let mut next = HashMap::clone(&self.slots.load());
+        let result = change(&mut next);
+        self.slots.store(Arc::new(next));
+        result
+    }
+
+    fn slot(&self, key: &K) -> Arc<Slot<V>> {
+        if let Some(slot) = self.slots.load().get(key) {
+            return slot.clone();
         }
-        slots
-            .entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(Slot {
-                    value: Mutex::new(None),
-                    loading: tokio::sync::Mutex::new(()),
+        self.change(|slots| {
+            if slots.len() >= MAX_KEYS && !slots.contains_key(key) {
+                slots.clear();
+            }
+            slots
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    Arc::new(Slot {
+                        value: ArcSwapOption::empty(),
+                        loading: tokio::sync::Mutex::new(()),
+                    })
                 })
-            })
-            .clone()
+                .clone()
+        })
     }
 
     /// The cached value if fresh, else the result of `load` (run by one caller at a time).
     /// Errors are not cached.
-    pub async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<V, E>
+    pub async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<Arc<V>, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let slot = self.slot(key);
-        if let Some(value) = slot.fresh(self.ttl) {
+        // The hot path: no lock, no copy of the map.
+        if let Some(value) = self.slots.load().get(key).and_then(|s| s.fresh(self.ttl)) {
             crate::metrics::add("cache_hits_total", 1);
             return Ok(value);
         }
+        let slot = self.slot(key);
         let _loading = slot.loading.lock().await;
         // Whoever held the lock before us may have just loaded it.
         if let Some(value) = slot.fresh(self.ttl) {
@@ -79,17 +108,19 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             return Ok(value);
         }
         crate::metrics::add("cache_misses_total", 1);
-        let value = load().await?;
-        if let Ok(mut stored) = slot.value.lock() {
-            *stored = Some((Instant::now(), value.clone()));
-        }
+        let value = Arc::new(load().await?);
+        slot.value.store(Some(Arc::new(Loaded {
+            at: Instant::now(),
+            value: value.clone(),
+        })));
         Ok(value)
     }
 
-    /// Forgets a key, so a change made by this process is seen at once.
+    /// Forgets a key, so a change made by this process is seen at once (a load already under
+    /// way fills the forgotten slot, not the next one).
     pub fn invalidate(&self, key: &K) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(key);
+        if self.slots.load().contains_key(key) {
+            self.change(|slots| slots.remove(key));
         }
     }
 }
@@ -114,6 +145,7 @@ mod tests {
                         Ok::<_, ()>(7)
                     })
                     .await
+                    .map(|v| *v)
             }));
         }
         for task in tasks {
@@ -128,30 +160,36 @@ mod tests {
         assert_eq!(
             cache
                 .get_or_load(&1, || async { Err::<u64, _>("down") })
-                .await,
+                .await
+            .map(|v| *v),
             Err("down")
         );
         assert_eq!(
-            cache.get_or_load(&1, || async { Ok::<_, ()>(1) }).await,
+            cache.get_or_load(&1, || async { Ok::<_, ()>(1) }).await
+            .map(|v| *v),
             Ok(1)
         );
         assert_eq!(
-            cache.get_or_load(&1, || async { Ok::<_, ()>(2) }).await,
+            cache.get_or_load(&1, || async { Ok::<_, ()>(2) }).await
+            .map(|v| *v),
             Ok(1)
         );
         cache.invalidate(&1);
         assert_eq!(
-            cache.get_or_load(&1, || async { Ok::<_, ()>(3) }).await,
+            cache.get_or_load(&1, || async { Ok::<_, ()>(3) }).await
+            .map(|v| *v),
             Ok(3)
         );
 
         let expiring = TtlCache::<u8, u64>::new(Duration::ZERO);
         assert_eq!(
-            expiring.get_or_load(&1, || async { Ok::<_, ()>(1) }).await,
+            expiring.get_or_load(&1, || async { Ok::<_, ()>(1) }).await
+            .map(|v| *v),
             Ok(1)
         );
         assert_eq!(
-            expiring.get_or_load(&1, || async { Ok::<_, ()>(2) }).await,
+            expiring.get_or_load(&1, || async { Ok::<_, ()>(2) }).await
+            .map(|v| *v),
             Ok(2)
         );
     }

@@ -5,8 +5,10 @@
 //! One process is one Lambda instance or one local server, so process-wide is the natural
 //! scope; the names are fixed strings, so the registry stays small.
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 
@@ -15,7 +17,8 @@ type Series = (&'static str, Option<(&'static str, &'static str)>);
 
 #[derive(Default)]
 struct Registry {
-    counters: BTreeMap<Series, u64>,
+    /// Each counter is an atomic: adding to it takes no lock (see [`add`]).
+    counters: BTreeMap<Series, Arc<AtomicU64>>,
     gauges: BTreeMap<Series, f64>,
     /// Counter values at the last EMF flush, so each flush carries the increase.
     flushed: BTreeMap<Series, u64>,
@@ -24,26 +27,44 @@ struct Registry {
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     let lock = REGISTRY.get_or_init(|| Mutex::new(Registry::default()));
-    // std Mutex held for one map update; a panic elsewhere must not stop the counting.
+    // std Mutex, taken to register a series or to read them all, never per request; a panic
+    // elsewhere must not stop the counting.
     match lock.lock() {
         Ok(registry) => registry,
         Err(poisoned) => poisoned.into_inner(),
     }
 }
 
+thread_local! {
+    /// This thread's handles to the counters it has touched: after the first add of a series
+    /// on a thread, adding to it is one atomic add, with no process-wide lock.
+    static HANDLES: RefCell<HashMap<Series, Arc<AtomicU64>>> = RefCell::new(HashMap::new());
+}
+
+fn add_to(series: Series, by: u64) {
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        let counter = handles.entry(series).or_insert_with(|| {
+            registry()
+                .counters
+                .entry(series)
+                .or_insert_with(|| Arc::new(AtomicU64::new(0)))
+                .clone()
+        });
+        counter.fetch_add(by, Ordering::Relaxed);
+    });
+}
+
 /// Adds `by` to a counter.
 pub fn add(name: &'static str, by: u64) {
     if by > 0 {
-        *registry().counters.entry((name, None)).or_default() += by;
+        add_to((name, None), by);
     }
 }
 
 /// Adds one to a counter with a label (e.g. `tokens_rejected_total{reason="token_expired"}`).
 pub fn add_labelled(name: &'static str, label: &'static str, value: &'static str) {
-    *registry()
-        .counters
-        .entry((name, Some((label, value))))
-        .or_default() += 1;
+    add_to((name, Some((label, value))), 1);
 }
 
 pub fn set_gauge(name: &'static str, value: f64) {
@@ -55,8 +76,7 @@ pub fn counter(name: &'static str, label: Option<(&'static str, &'static str)>) 
     registry()
         .counters
         .get(&(name, label))
-        .copied()
-        .unwrap_or(0)
+        .map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
 fn series_name((name, label): &Series) -> String {
@@ -72,6 +92,7 @@ pub fn prometheus() -> String {
     let mut out = String::new();
     let mut typed = std::collections::BTreeSet::new();
     for (series, value) in &registry.counters {
+        let value = value.load(Ordering::Relaxed);
         if typed.insert(series.0) {
             out.push_str(&format!("# TYPE waiting_room_{} counter\n", series.0));
         }
@@ -90,7 +111,11 @@ pub fn emf_flush(namespace: &str, function: &str, now_ms: i64) -> Option<Value> 
     let mut registry = registry();
     let mut fields = Map::new();
     let mut metrics = Vec::new();
-    let counters: Vec<(Series, u64)> = registry.counters.iter().map(|(s, v)| (*s, *v)).collect();
+    let counters: Vec<(Series, u64)> = registry
+        .counters
+        .iter()
+        .map(|(s, v)| (*s, v.load(Ordering::Relaxed)))
+        .collect();
     for (series, value) in counters {
         let before = registry.flushed.insert(series, value).unwrap_or(0);
         if value > before {
