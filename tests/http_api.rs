@@ -981,3 +981,141 @@ async fn over_tcp_a_client_joining_in_a_loop_is_slowed_with_429() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn event_state_is_one_shared_document_that_revalidates_with_304() {
+    let (local, clock) = room().await;
+    let app = local.router();
+    for _ in 0..3 {
+        enqueue(&app, "demo").await;
+    }
+    drain(&local).await;
+    clock.advance_ms(5_000);
+
+    let first = call(&app, Method::GET, "/event_state?event_id=demo", None, &[]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let cache_control = first.headers["cache-control"].to_str().unwrap();
+    assert!(
+        cache_control.starts_with("public, max-age=1, stale-while-revalidate="),
+        "{cache_control}"
+    );
+    let doc = &first.body;
+    assert_eq!(doc["state"], "open");
+    assert_eq!(doc["queue_counter"], 3);
+    assert_eq!(doc["serving_counter"], 0);
+    assert_eq!(doc["waiting_num"], 3);
+    assert_eq!(doc["serving_moves"], json!([]));
+    assert_eq!(doc["draw"], Value::Null);
+    assert_eq!(doc["poll"]["min_ms"], 1_000);
+    assert_eq!(doc["poll"]["unplaced_grace_ms"], 15 * 60 * 1000);
+    assert_eq!(doc["position_expiry_secs"], 900);
+    assert_eq!(doc["message"], "");
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    let last_modified = first.headers["last-modified"].to_str().unwrap().to_owned();
+
+    for validator in [("if-none-match", &etag), ("if-modified-since", &last_modified)] {
+        let again = call(&app, Method::GET, "/event_state?event_id=demo", None, &[validator]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{validator:?}");
+    }
+
+    // A serving move changes the document and its validator; the page reads the move's time.
+    let moved_at = clock.now_ms();
+    increment(&app, "demo", 2).await;
+    let moved = call(
+        &app,
+        Method::GET,
+        "/event_state?event_id=demo",
+        None,
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK);
+    assert_eq!(moved.body["serving_counter"], 2);
+    assert_eq!(
+        moved.body["serving_moves"],
+        json!([{"from": 0, "to": 2, "at_ms": moved_at}])
+    );
+    assert_ne!(moved.headers["etag"].to_str().unwrap(), etag);
+
+    // So does an operator's message.
+    let mut config = local.room.event(&event("demo")).await.unwrap();
+    config.message = "Doors open at nine.".into();
+    let saved = call(
+        &app,
+        Method::PUT,
+        "/admin/events/demo",
+        Some(serde_json::to_value(&config).unwrap()),
+        &admin(),
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::OK);
+    let noted = call(&app, Method::GET, "/event_state?event_id=demo", None, &[]).await;
+    assert_eq!(noted.body["message"], "Doors open at nine.");
+    assert_ne!(noted.headers["etag"], moved.headers["etag"]);
+
+    let unknown = call(&app, Method::GET, "/event_state?event_id=nope", None, &[]).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.body["code"], "unknown_event");
+}
+
+#[tokio::test]
+async fn queue_num_gives_the_arrival_number_a_page_places_itself_with() {
+    let (local, clock) = room().await;
+    let now = clock.now_ms();
+    let mut config = waiting_room_core::domain::EventConfig::new(event("drop"));
+    config.schedule = waiting_room_core::domain::Schedule {
+        prequeue_at_ms: Some(now - 1_000),
+        start_at_ms: Some(now + 10_000),
+        end_at_ms: None,
+    };
+    local.room.create_event(config, "test").await.unwrap();
+    let app = local.router();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(enqueue(&app, "drop").await);
+    }
+    drain(&local).await;
+    let ask = |id: RequestId| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                Method::GET,
+                &format!("/queue_num?event_id=drop&request_id={id}"),
+                None,
+                &[],
+            )
+            .await
+        }
+    };
+    // In the pre-queue: "not yet", as the AWS solution's clients expect, with the arrival.
+    let waiting = ask(ids[2]).await;
+    assert_eq!(waiting.status, StatusCode::ACCEPTED);
+    assert_eq!(waiting.body["code"], "awaiting_draw");
+    assert_eq!(waiting.body["arrival"], 3);
+
+    clock.advance_ms(10_000);
+    local.room.apply_strategies().await.unwrap();
+    let doc = call(&app, Method::GET, "/event_state?event_id=drop", None, &[]).await;
+    let draw = &doc.body["draw"];
+    assert_eq!(draw["size"], 5);
+    let seed: u64 = draw["seed"].as_str().unwrap().parse().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let placed = ask(*id).await;
+        assert_eq!(placed.status, StatusCode::OK);
+        assert_eq!(placed.body["arrival"], i as u64 + 1);
+        assert_eq!(
+            placed.body["queue_number"],
+            1 + waiting_room_core::domain::shuffle::permute(i as u64, 5, seed),
+            "the place is the arrival drawn with the published seed"
+        );
+    }
+
+    // A request the room never assigned, from long ago: forgotten (404), not "not yet".
+    let lost = RequestId::new();
+    assert_eq!(ask(lost).await.status, StatusCode::ACCEPTED);
+    clock.advance_ms(16 * 60 * 1000);
+    let forgotten = ask(lost).await;
+    assert_eq!(forgotten.status, StatusCode::NOT_FOUND);
+    assert_eq!(forgotten.body["code"], "unknown_request");
+}

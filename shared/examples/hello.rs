@@ -1,11 +1,11 @@
 //! A bare axum hello-world, the yardstick for the room's cached reads: `infra/load/http-bench.sh`
-//! runs `wrk` against it and against `/serving_num` on the same machine, in the same run, with
-//! the same settings. Not part of any shipped binary.
+//! runs `wrk` against it and against `/serving_num` and `/event_state` on the same machine, in
+//! the same run, with the same settings and the same URLs (it answers every path). Not part of
+//! any shipped binary.
 //!
 //! `cargo run --release -p waiting-room-core --example hello -- 127.0.0.1:8091`
 
 use axum::Router;
-use axum::routing::get;
 
 #[tokio::main]
 async fn main() {
@@ -16,6 +16,6 @@ async fn main() {
         .await
         .unwrap_or_else(|e| panic!("cannot listen on {listen}: {e}"));
     println!("hello-world on http://{listen}/");
-    let app = Router::new().route("/", get(|| async { "Hello, World!" }));
+    let app = Router::new().fallback(|| async { "Hello, World!" });
     axum::serve(listener, app).await.expect("server stopped");
 }

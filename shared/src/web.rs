@@ -34,6 +34,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/assets/strings.js"),
     ),
     (
+        "/assets/queue.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/assets/queue.js"),
+    ),
+    (
         "/assets/room.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/assets/room.js"),

@@ -1,5 +1,7 @@
 //! Estimated wait and polling pace, from the measured admission rate.
 
+use serde::Serialize;
+
 use super::request::ServingIncrement;
 
 /// Window over which the admission rate is measured.
@@ -33,12 +35,32 @@ pub fn eta_seconds(ahead: u64, rate: f64) -> Option<u64> {
 pub const MIN_POLL_MS: u64 = 1_000;
 pub const MAX_POLL_MS: u64 = 30_000;
 
+/// How fast a waiting visitor polls. Published in the shared event document, so the page
+/// follows the same rule as [`next_poll_ms`] without a copy of these numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PollPolicy {
+    pub min_ms: u64,
+    pub max_ms: u64,
+    /// Added per visitor ahead: far back, polling is rare (polling is most of the bill).
+    pub ms_per_place: u64,
+    /// Poll again within `eta / eta_divisor`, so nobody misses their turn.
+    pub eta_divisor: u64,
+}
+
+pub const POLL_POLICY: PollPolicy = PollPolicy {
+    min_ms: MIN_POLL_MS,
+    max_ms: MAX_POLL_MS,
+    ms_per_place: 20,
+    eta_divisor: 4,
+};
+
 /// When a visitor should poll again: often near the front, rarely far back (polling is most
 /// of the bill), and well before the estimated turn so nobody misses it.
 pub fn next_poll_ms(ahead: u64, eta_secs: Option<u64>) -> u64 {
-    let by_distance = MIN_POLL_MS + ahead.saturating_mul(20);
-    let by_eta = eta_secs.map_or(u64::MAX, |eta| eta.saturating_mul(1000) / 4);
-    by_distance.min(by_eta).clamp(MIN_POLL_MS, MAX_POLL_MS)
+    let p = POLL_POLICY;
+    let by_distance = p.min_ms + ahead.saturating_mul(p.ms_per_place);
+    let by_eta = eta_secs.map_or(u64::MAX, |eta| eta.saturating_mul(1000) / p.eta_divisor);
+    by_distance.min(by_eta).clamp(p.min_ms, p.max_ms)
 }
 
 #[cfg(test)]

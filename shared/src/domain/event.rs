@@ -8,6 +8,9 @@ use crate::error::Error;
 /// Longest event id accepted: ids travel in URLs, cache keys and token audiences.
 const MAX_EVENT_ID_LEN: usize = 64;
 
+/// Longest operator message: a line or two on a phone.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+
 /// Validated event identifier: 1–64 characters of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -96,6 +99,13 @@ pub struct EventConfig {
     /// default: a completed or abandoned session stays shut out).
     #[serde(default)]
     pub authorizer_fail_open: bool,
+    /// A note from the operator that every waiting page shows (empty: none).
+    #[serde(default)]
+    pub message: String,
+    /// When the operator last changed the config (ms since the epoch; set by the room, not by
+    /// the operator): with the counters' own change times, the validator of what pages poll.
+    #[serde(default)]
+    pub updated_at_ms: i64,
 }
 
 /// Times (ms since the epoch) that shape an event; all optional.
@@ -143,6 +153,8 @@ impl EventConfig {
             safety_net: false,
             draw: None,
             authorizer_fail_open: false,
+            message: String::new(),
+            updated_at_ms: 0,
         }
     }
 
@@ -160,6 +172,11 @@ impl EventConfig {
         }
         if self.name.len() > 200 || self.target_url.len() > 2048 {
             return Err(Error::Invalid("name or target_url too long".into()));
+        }
+        if self.message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(Error::Invalid(format!(
+                "message must be at most {MAX_MESSAGE_CHARS} characters"
+            )));
         }
         let url_ok = self.target_url.is_empty()
             || self.target_url.starts_with("https://")

@@ -64,16 +64,33 @@ mod tests {
         }
     }
 
+    /// One frozen draw: the places of `indices` (all of `0..size` when absent).
+    #[derive(serde::Deserialize)]
+    struct Vector {
+        size: u64,
+        /// A decimal string, as the page reads it (64 bits do not fit a JavaScript number).
+        seed: String,
+        indices: Option<Vec<u64>>,
+        places: Vec<u64>,
+    }
+
+    /// Frozen vectors: if one changes, published draws can no longer be verified. The visitor
+    /// page's copy of the permutation (`web/assets/queue.js`) is checked on the same file.
     #[test]
     fn the_draw_replays_from_its_seed() {
-        // Frozen vector: if this changes, published draws can no longer be verified.
+        let vectors: Vec<Vector> =
+            serde_json::from_str(include_str!("shuffle-vectors.json")).unwrap();
+        assert!(vectors.len() >= 5);
+        for v in &vectors {
+            let seed: u64 = v.seed.parse().unwrap();
+            let indices = v.indices.clone().unwrap_or_else(|| (0..v.size).collect());
+            let draw: Vec<u64> = indices.iter().map(|&i| permute(i, v.size, seed)).collect();
+            assert_eq!(draw, v.places, "size {}, seed {}", v.size, v.seed);
+        }
         let draw: Vec<u64> = (0..10).map(|i| permute(i, 10, 42)).collect();
-        assert_eq!(draw, FROZEN_SIZE_10_SEED_42);
         let other: Vec<u64> = (0..10).map(|i| permute(i, 10, 43)).collect();
         assert_ne!(draw, other, "another seed, another draw");
     }
-
-    const FROZEN_SIZE_10_SEED_42: [u64; 10] = [1, 7, 0, 8, 3, 5, 4, 6, 2, 9];
 
     /// Chi-square over many draws: the earliest arrivals land in every fifth of the line
     /// equally often, so arriving first buys nothing.

@@ -2,36 +2,29 @@
 //! counters' own change time, never from when we read them, so every cache and every instance
 //! agrees on them.
 
-use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
+
+use crate::service::event_state::Rendered;
 
 /// Short enough that a visitor sees the counter move within about a second.
 const HOT_READ_CACHE: &str = "public, max-age=1, stale-while-revalidate=2";
 
-/// A JSON answer that caches may keep briefly and revalidate cheaply.
-pub fn respond(
-    request: &HeaderMap,
-    body: serde_json::Value,
-    etag: String,
-    changed_at_ms: i64,
-    now_ms: i64,
-) -> Response {
-    let etag = format!("\"{etag}\"");
-    let changed_secs = changed_at_ms.div_euclid(1000);
+/// A rendered answer that caches may keep briefly and revalidate cheaply. Copies nothing: the
+/// body and validators are shared with the snapshot they were rendered into.
+pub fn respond(request: &HeaderMap, answer: &Rendered, now_ms: i64) -> Response {
+    let changed_secs = answer.changed_at_ms.div_euclid(1000);
     // Last-Modified has one-second resolution: it is only sent once its second is over, so a
     // second change within the same second can never hide behind a 304.
-    let last_modified = (now_ms.div_euclid(1000) > changed_secs).then(|| {
-        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(changed_secs.max(0) as u64))
-    });
+    let send_last_modified = now_ms.div_euclid(1000) > changed_secs;
     let not_modified = match request.get(header::IF_NONE_MATCH) {
         Some(tags) => tags.to_str().is_ok_and(|tags| {
             tags.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
+                .any(|t| t.trim().trim_start_matches("W/").as_bytes() == answer.etag)
         }),
         None => {
-            last_modified.is_some()
+            send_last_modified
                 && request
                     .get(header::IF_MODIFIED_SINCE)
                     .and_then(|v| v.to_str().ok())
@@ -43,17 +36,23 @@ pub fn respond(
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Json(body).into_response()
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            answer.body.clone(),
+        )
+            .into_response()
     };
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(HOT_READ_CACHE),
     );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(answer.etag.clone()) {
         headers.insert(header::ETAG, value);
     }
-    if let Some(value) = last_modified.and_then(|lm| HeaderValue::from_str(&lm).ok()) {
+    if send_last_modified
+        && let Ok(value) = HeaderValue::from_maybe_shared(answer.last_modified.clone())
+    {
         headers.insert(header::LAST_MODIFIED, value);
     }
     response
@@ -71,7 +70,11 @@ pub fn private(response: impl IntoResponse) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use std::time::Duration;
+
+    fn answer(etag: &str, changed_at_ms: i64) -> Rendered {
+        Rendered::new(b"{}".to_vec(), etag.into(), changed_at_ms)
+    }
 
     fn headers(name: header::HeaderName, value: &str) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -81,29 +84,17 @@ mod tests {
 
     #[test]
     fn matching_etag_gets_304_and_other_etags_200() {
-        let r = respond(
-            &headers(header::IF_NONE_MATCH, "\"a\""),
-            json!({}),
-            "a".into(),
-            0,
-            5_000,
-        );
+        let r = respond(&headers(header::IF_NONE_MATCH, "\"a\""), &answer("a", 0), 5_000);
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-        let r = respond(
-            &headers(header::IF_NONE_MATCH, "W/\"b\", \"c\""),
-            json!({}),
-            "a".into(),
-            0,
-            5_000,
-        );
+        let r = respond(&headers(header::IF_NONE_MATCH, "W/\"b\", \"c\""), &answer("a", 0), 5_000);
         assert_eq!(r.status(), StatusCode::OK);
     }
 
     #[test]
     fn last_modified_is_withheld_during_the_change_second() {
-        let r = respond(&HeaderMap::new(), json!({}), "a".into(), 10_300, 10_900);
+        let r = respond(&HeaderMap::new(), &answer("a", 10_300), 10_900);
         assert!(r.headers().get(header::LAST_MODIFIED).is_none());
-        let r = respond(&HeaderMap::new(), json!({}), "a".into(), 10_300, 11_000);
+        let r = respond(&HeaderMap::new(), &answer("a", 10_300), 11_000);
         assert_eq!(
             r.headers()[header::LAST_MODIFIED],
             httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(10))
@@ -114,9 +105,9 @@ mod tests {
     fn if_modified_since_gets_304_only_when_nothing_changed_after() {
         let since = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(10));
         let request = headers(header::IF_MODIFIED_SINCE, &since);
-        let r = respond(&request, json!({}), "a".into(), 10_300, 20_000);
+        let r = respond(&request, &answer("a", 10_300), 20_000);
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-        let r = respond(&request, json!({}), "a".into(), 11_000, 20_000);
+        let r = respond(&request, &answer("a", 11_000), 20_000);
         assert_eq!(r.status(), StatusCode::OK);
     }
 }

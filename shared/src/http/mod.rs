@@ -74,7 +74,14 @@ fn finish(routes: Router<Arc<WaitingRoom>>, room: Arc<WaitingRoom>) -> Router {
             header::IF_NONE_MATCH,
             header::IF_MODIFIED_SINCE,
         ])
-        .expose_headers([header::ETAG, header::LAST_MODIFIED, header::RETRY_AFTER]);
+        // Date and Age: the visitor page sets its countdowns by the room's clock.
+        .expose_headers([
+            header::ETAG,
+            header::LAST_MODIFIED,
+            header::RETRY_AFTER,
+            header::DATE,
+            header::AGE,
+        ]);
     routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {

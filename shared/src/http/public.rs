@@ -54,6 +54,7 @@ pub fn read_routes() -> Router<Arc<WaitingRoom>> {
         .route("/waiting_num", get(waiting_num))
         .route("/queue_pos_expiry", get(queue_pos_expiry))
         .route("/status", get(status))
+        .route("/event_state", get(event_state))
         .route("/event_info", get(event_info))
 }
 
@@ -97,11 +98,26 @@ async fn queue_num(
     Params(q): Params<RequestParams>,
 ) -> Result<Response, ApiError> {
     let (record, standing) = room.locate(&q.event_id, &q.request_id).await?;
-    // In a pre-queue the place is only known once drawn: "not yet", as before assignment.
-    let place = standing.place().ok_or(crate::Error::NotAssigned)?;
+    // `arrival` is the request's number in order of arrival: its place unless a pre-queue draw
+    // shuffles it, which the page computes itself from the draw in `/event_state`.
+    let Some(place) = standing.place() else {
+        // In a pre-queue the place is only known once drawn: "not yet", as before assignment
+        // (the AWS solution's clients keep asking), with the arrival number for our page.
+        return Ok(cacheable::private((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "error": "the pre-queue is drawn at the start",
+                "code": "awaiting_draw",
+                "arrival": record.position,
+                "entry_time_ms": record.entry_time_ms,
+            })),
+        )));
+    };
     Ok(cacheable::private(Json(json!({
         "queue_number": place,
+        "arrival": record.position,
         "entry_time": record.entry_time_ms / 1000,
+        "entry_time_ms": record.entry_time_ms,
         "event_id": q.event_id,
         "status": standing.status_code(),
     }))))
@@ -113,15 +129,9 @@ async fn serving_num(
     Params(q): Params<EventParam>,
 ) -> Result<Response, ApiError> {
     let view = room.view(&q.event_id).await?;
-    let c = view.counters;
     Ok(cacheable::respond(
         &headers,
-        json!({ "serving_counter": c.serving_counter }),
-        format!(
-            "s{}-{}-{}",
-            c.generation, c.serving_counter, c.serving_changed_at_ms
-        ),
-        c.serving_changed_at_ms,
+        &view.answers.serving_num,
         room.now_ms(),
     ))
 }
@@ -132,15 +142,24 @@ async fn waiting_num(
     Params(q): Params<EventParam>,
 ) -> Result<Response, ApiError> {
     let view = room.view(&q.event_id).await?;
-    let c = view.counters;
     Ok(cacheable::respond(
         &headers,
-        json!({ "waiting_num": c.waiting() }),
-        format!(
-            "w{}-{}-{}",
-            c.generation, c.queue_counter, c.serving_counter
-        ),
-        c.serving_changed_at_ms.max(c.queue_changed_at_ms),
+        &view.answers.waiting_num,
+        room.now_ms(),
+    ))
+}
+
+/// The one document every waiting page of an event polls (through the CDN, keyed on the event
+/// id alone): state, schedule, counters, recent moves, draw, poll policy, message.
+async fn event_state(
+    State(room): Room,
+    headers: HeaderMap,
+    Params(q): Params<EventParam>,
+) -> Result<Response, ApiError> {
+    let view = room.view(&q.event_id).await?;
+    Ok(cacheable::respond(
+        &headers,
+        &view.answers.event_state,
         room.now_ms(),
     ))
 }

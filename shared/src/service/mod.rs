@@ -2,6 +2,7 @@
 //! consumer and the scheduled strategy runner all call into [`WaitingRoom`].
 
 mod consumer;
+pub mod event_state;
 mod operator;
 mod runner;
 mod visitor;
@@ -39,13 +40,15 @@ impl Default for CacheSettings {
     }
 }
 
-/// One event as the hot reads see it: config, counters and the measured admission rate.
+/// One event as the hot reads see it: config, counters, the measured admission rate, and the
+/// shared answers rendered from them.
 #[derive(Debug, Clone)]
 pub struct EventView {
     pub config: EventConfig,
     pub counters: EventCounters,
     /// Visitors let in per second over the last few minutes.
     pub admission_rate: f64,
+    pub answers: event_state::SharedAnswers,
 }
 
 /// The room: the ports it works through and its in-process caches. The enqueue buffer and the
@@ -57,7 +60,8 @@ pub struct WaitingRoom {
     clock: Arc<dyn Clock>,
     tokens: Option<TokenIssuer>,
     configs: TtlCache<EventId, Option<EventConfig>>,
-    views: TtlCache<EventId, Option<EventView>>,
+    /// Swapped atomically on each load: the cached reads take no lock (see [`TtlCache`]).
+    views: TtlCache<EventId, Option<Arc<EventView>>>,
     /// Guards the authorizer's revocation lookups.
     revocations: CircuitBreaker,
 }
@@ -124,18 +128,23 @@ impl WaitingRoom {
                 self.store.get_event(event_id).await.map_err(Error::from)
             })
             .await?
+            .as_ref()
+            .clone()
             .ok_or(Error::UnknownEvent)
     }
 
-    /// Config, counters and admission rate from the in-process cache: what every poll reads.
-    pub async fn view(&self, event_id: &EventId) -> Result<EventView, Error> {
+    /// Config, counters, admission rate and the shared answers from the in-process cache: what
+    /// every poll reads.
+    pub async fn view(&self, event_id: &EventId) -> Result<Arc<EventView>, Error> {
         self.views
             .get_or_load(event_id, || self.load_view(event_id))
             .await?
+            .as_ref()
+            .clone()
             .ok_or(Error::UnknownEvent)
     }
 
-    async fn load_view(&self, event_id: &EventId) -> Result<Option<EventView>, Error> {
+    async fn load_view(&self, event_id: &EventId) -> Result<Option<Arc<EventView>>, Error> {
         let Some(config) = self.store.get_event(event_id).await? else {
             return Ok(None);
         };
@@ -143,15 +152,21 @@ impl WaitingRoom {
             return Ok(None);
         };
         let now = self.now_ms();
+        // The window before the last move, not before now: the shared document then depends on
+        // the data alone (the rate as of now is computed from the same moves).
         let history = self
             .store
-            .serving_history(event_id, now - eta::RATE_WINDOW_MS)
+            .serving_history(
+                event_id,
+                counters.serving_changed_at_ms - eta::RATE_WINDOW_MS,
+            )
             .await?;
-        Ok(Some(EventView {
+        Ok(Some(Arc::new(EventView {
+            admission_rate: eta::admission_rate(&history, now),
+            answers: event_state::render(&config, &counters, &history, now),
             config,
             counters,
-            admission_rate: eta::admission_rate(&history, now),
-        }))
+        })))
     }
 
     /// Drops what this process cached about an event after it changed it.

@@ -29,6 +29,7 @@ pub struct NewEvent {
     pub rate_limit_per_min: Option<u64>,
     pub safety_net: Option<bool>,
     pub authorizer_fail_open: Option<bool>,
+    pub message: Option<String>,
 }
 
 impl NewEvent {
@@ -61,6 +62,9 @@ impl NewEvent {
         }
         if let Some(fail_open) = self.authorizer_fail_open {
             config.authorizer_fail_open = fail_open;
+        }
+        if let Some(message) = self.message {
+            config.message = message;
         }
         config
     }
@@ -125,8 +129,9 @@ impl WaitingRoom {
         tracing::info!(actor, action, event_id = %event_id, detail = %entry.detail, "admin change");
     }
 
-    pub async fn create_event(&self, config: EventConfig, actor: &str) -> Result<(), Error> {
+    pub async fn create_event(&self, mut config: EventConfig, actor: &str) -> Result<(), Error> {
         config.validate()?;
+        config.updated_at_ms = self.now_ms();
         if !self.store.create_event(&config, self.now_ms()).await? {
             return Err(Error::EventExists);
         }
@@ -151,11 +156,12 @@ impl WaitingRoom {
     /// Stores a changed config and records the change under `action`.
     async fn change_event(
         &self,
-        config: EventConfig,
+        mut config: EventConfig,
         actor: &str,
         action: &str,
     ) -> Result<(), Error> {
         config.validate()?;
+        config.updated_at_ms = self.now_ms();
         if !self.store.update_event(&config).await? {
             return Err(Error::UnknownEvent);
         }
@@ -423,6 +429,9 @@ fn describe(config: &EventConfig) -> String {
     }
     if !config.target_url.is_empty() {
         parts.push(format!("target {}", config.target_url));
+    }
+    if !config.message.is_empty() {
+        parts.push(format!("message \"{}\"", config.message));
     }
     parts.join(" · ")
 }

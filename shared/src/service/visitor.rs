@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::WaitingRoom;
 use crate::domain::{
-    EnqueueRequest, EventConfig, EventId, EventState, RequestId, RequestRecord, SessionStatus,
+    EnqueueRequest, EventConfig, EventCounters, EventId, EventState, RequestId, RequestRecord, SessionStatus,
     TokenRecord, eta,
 };
 use crate::error::Error;
@@ -12,7 +12,7 @@ use crate::ports::ClaimOutcome;
 
 /// How long an enqueued request may go unassigned before `/status` calls it unknown: far
 /// longer than the buffer takes to drain even during a burst.
-const UNASSIGNED_GRACE_MS: i64 = 15 * 60 * 1000;
+pub(crate) const UNASSIGNED_GRACE_MS: i64 = 15 * 60 * 1000;
 
 /// Answer of `generate_token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,18 +189,30 @@ impl WaitingRoom {
         })
     }
 
-    /// A request's record and standing; `NotAssigned` while the consumer has not reached it.
+    /// A request the room has no record of and will never assign: made before the last reset,
+    /// or long enough ago that the consumer must have seen it. Its visitor should join again
+    /// rather than wait forever.
+    fn forgotten(&self, request_id: &RequestId, counters: &EventCounters) -> bool {
+        request_id.created_at_ms().is_none_or(|at| {
+            at < counters.reset_at_ms || self.now_ms() - at > UNASSIGNED_GRACE_MS
+        })
+    }
+
+    /// A request's record and standing; `NotAssigned` while the consumer has not reached it,
+    /// `UnknownRequest` once it never will.
     pub async fn locate(
         &self,
         event_id: &EventId,
         request_id: &RequestId,
     ) -> Result<(RequestRecord, Standing), Error> {
         let view = self.view(event_id).await?;
-        let request = self
-            .store
-            .get_request(event_id, request_id)
-            .await?
-            .ok_or(Error::NotAssigned)?;
+        let Some(request) = self.store.get_request(event_id, request_id).await? else {
+            return Err(if self.forgotten(request_id, &view.counters) {
+                Error::UnknownRequest
+            } else {
+                Error::NotAssigned
+            });
+        };
         let standing = self
             .standing(&view.config, view.counters.serving_counter, &request)
             .await?;
@@ -323,12 +335,7 @@ impl WaitingRoom {
             now_ms: now,
         };
         let Some(request) = request else {
-            // Made before the last reset, or long enough ago that the consumer must have seen
-            // it: the visitor should join again rather than wait forever.
-            let forgotten = request_id
-                .created_at_ms()
-                .is_none_or(|at| at < counters.reset_at_ms || now - at > UNASSIGNED_GRACE_MS);
-            return if forgotten {
+            return if self.forgotten(request_id, &counters) {
                 Err(Error::UnknownRequest)
             } else {
                 Ok(status)

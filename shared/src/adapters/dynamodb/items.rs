@@ -97,6 +97,10 @@ struct EventOptions {
     safety_net: bool,
     #[serde(default)]
     authorizer_fail_open: bool,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    updated_at_ms: i64,
 }
 
 /// The operator-set attributes of an event item (what `update_event` replaces; never the
@@ -131,6 +135,8 @@ fn options_json(config: &EventConfig) -> String {
         rate_limit_per_min: config.rate_limit_per_min,
         safety_net: config.safety_net,
         authorizer_fail_open: config.authorizer_fail_open,
+        message: config.message.clone(),
+        updated_at_ms: config.updated_at_ms,
     };
     // A struct of plain fields always serialises.
     serde_json::to_string(&options).unwrap_or_default()
@@ -179,6 +185,8 @@ impl TryFrom<&Item> for EventConfig {
             rate_limit_per_min: options.rate_limit_per_min,
             safety_net: options.safety_net,
             authorizer_fail_open: options.authorizer_fail_open,
+            message: options.message,
+            updated_at_ms: options.updated_at_ms,
             draw,
         })
     }
