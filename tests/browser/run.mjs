@@ -15,11 +15,14 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
+// The page's own reckoning (place, pace, standing), loaded here to compare with the room.
+const Q = createRequire(import.meta.url)(path.join(root, "shared/web/assets/queue.js"));
 // Paths given in the environment are relative to where the test was started from.
 const BIN = process.env.WR_BIN ? path.resolve(process.env.WR_BIN) : path.resolve(here, "../../target/debug/waiting-room");
 const SHOTS = process.env.WR_SCREENSHOTS ? path.resolve(process.env.WR_SCREENSHOTS) : path.join(root, "screenshots");
@@ -133,8 +136,9 @@ function closedPort() {
 // Starts the binary on a free port (port 0) and reads the address it prints.
 function startServer() {
   return new Promise((resolve, reject) => {
+    // --join-rate 0: the live draw below joins 300 visitors from this one address.
     const args = ["serve", "--admin-key", ADMIN_KEY, "--listen", "127.0.0.1:0", "--event", "demo",
-      "--strategy-every", String(STRATEGY_EVERY_S)];
+      "--strategy-every", String(STRATEGY_EVERY_S), "--join-rate", "0"];
     const child = spawn(BIN, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: "warn" },
@@ -279,8 +283,12 @@ async function scenario() {
   const visitor = context.pages()[0] || await context.newPage();
   const visitorLog = watch(visitor, "visitor page");
   let enqueues = 0;
+  // API calls of the visitor page, by path.
+  const calls = {};
   visitor.on("request", (req) => {
     if (req.method() === "POST" && req.url().endsWith("/assign_queue_num")) enqueues += 1;
+    const url = new URL(req.url());
+    if (url.origin === base && !url.pathname.includes(".")) calls[url.pathname] = (calls[url.pathname] || 0) + 1;
   });
   const roomUrl = `${base}/waiting-room.html?event_id=${EVENT}`;
   let requestId = null;
@@ -300,14 +308,33 @@ async function scenario() {
     equal(enqueues, 1, "enqueue calls");
   });
 
-  await check("a reload keeps the same request id and position, without enqueuing again", async () => {
+  await check("a reload keeps the same request id and position, without enqueuing or asking again", async () => {
+    const lookups = calls["/queue_num"];
     await visitor.reload();
     await waitState(visitor, "waiting");
     await waitText(visitor, "#position", "4");
     equal(await storedId(visitor, EVENT), requestId, "request id after reload");
     equal(enqueues, 1, "enqueue calls after reload");
+    equal(calls["/queue_num"], lookups, "position look-ups after reload");
     const m = await api(base, "GET", `/admin/events/${EVENT}/metrics`, undefined, ADMIN_KEY);
     equal(m.data.counters.queue_counter, 4, "queue counter after reload");
+  });
+
+  await check("a placed page polls only the shared event document", async () => {
+    const before = { ...calls };
+    await sleep(4000);
+    const polled = Object.keys(calls).filter((p) => calls[p] !== before[p]);
+    assert(polled.length === 1 && polled[0] === "/event_state",
+      `paths polled while waiting: ${JSON.stringify(polled)} (all calls: ${JSON.stringify(calls)})`);
+    assert(!calls["/status"], "the page never polls the per-visitor /status");
+  });
+
+  await check("the operator's message reaches the waiting page", async () => {
+    const ev = await api(base, "GET", `/admin/events/${EVENT}`, undefined, ADMIN_KEY);
+    const message = "Tickets for the evening show are sold out.";
+    const saved = await api(base, "PUT", `/admin/events/${EVENT}`, { ...ev.data, message }, ADMIN_KEY);
+    equal(saved.status, 200, "PUT status");
+    await waitText(visitor, "#message", message);
   });
   await check("visitor-waiting screenshots; no sideways scrolling on a phone", () => shoot(visitor, "visitor-waiting"));
 
@@ -499,6 +526,35 @@ async function scenario() {
     await waitState(scheduled, "waiting", 20_000);
     await waitText(scheduled, "#position", "1");
   });
+  await check("the page's pre-queue place equals the room's on a live draw of 300", async () => {
+    const now = Date.now();
+    const created = await api(base, "POST", "/admin/events", {
+      event_id: "draw300", schedule: { prequeue_at_ms: now - 1000, start_at_ms: now + 4000 },
+    }, ADMIN_KEY);
+    equal(created.status, 201, "create status");
+    const ids = [];
+    for (let i = 0; i < 300; i++) {
+      const r = await api(base, "POST", "/assign_queue_num", { event_id: "draw300" });
+      equal(r.status, 202, "join status");
+      ids.push(r.data.api_request_id);
+    }
+    let draw = null;
+    for (let i = 0; i < 100 && !draw; i++) {
+      await sleep(200);
+      draw = (await api(base, "GET", "/event_state?event_id=draw300")).data.draw;
+    }
+    assert(draw && draw.size === 300, `draw of 300 published: ${JSON.stringify(draw)}`);
+    const places = [];
+    for (const id of ids) {
+      const r = await api(base, "GET", `/queue_num?event_id=draw300&request_id=${id}`);
+      equal(r.status, 200, "queue_num status");
+      equal(Q.place(r.data.arrival, draw), r.data.queue_number, `place of arrival ${r.data.arrival}`);
+      places.push(r.data.queue_number);
+    }
+    equal(new Set(places).size, 300, "distinct places");
+    assert(places.some((p, i) => p !== i + 1), "the draw shuffled the line");
+  });
+
   await check("a closed event shows the event-over page", async () => {
     const closed = await api(base, "POST", "/admin/events/drop/close", undefined, ADMIN_KEY);
     assert(closed.status === 200, `close: ${closed.status}`);

@@ -442,6 +442,7 @@
     f.token_ttl_secs.value = c.token_ttl_secs;
     f.position_expiry_secs.value = c.position_expiry_secs;
     f.target_url.value = c.target_url || "";
+    f.message.value = c.message || "";
     f.rate_limit_per_min.value = c.rate_limit_per_min || "";
     f.safety_net.checked = !!c.safety_net;
     var sch = c.schedule || {};
@@ -464,6 +465,7 @@
       token_ttl_secs: parseInt(f.token_ttl_secs.value, 10),
       position_expiry_secs: parseInt(f.position_expiry_secs.value, 10),
       target_url: f.target_url.value.trim(),
+      message: f.message.value.trim(),
       rate_limit_per_min: f.rate_limit_per_min.value ? parseInt(f.rate_limit_per_min.value, 10) : null,
       safety_net: f.safety_net.checked,
       schedule: {

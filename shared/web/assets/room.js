@@ -1,18 +1,27 @@
-// The visitor page: join the line once, keep that place across reloads, poll /status at the
-// pace the server asks for, and when served claim the token and go on to the event's site.
+// The visitor page: join the line once, ask for the position until it has one, keep both
+// across reloads, then poll only the event's shared document (/event_state, which the CDN
+// answers for every visitor at once) at a pace that slows with the distance to the front. The
+// page works out its place, the people ahead, the wait and its turn itself (queue.js), and when
+// its turn comes claims the token and goes on to the event's site.
 // Plain JS on purpose: this page is loaded by every visitor of a burst, so it stays tiny.
 (function () {
   "use strict";
 
   var S = window.WR_STRINGS;
+  var Q = window.WR_QUEUE;
   var params = new URLSearchParams(location.search);
   var eventId = params.get("event_id") || "";
   var API = apiBase();
 
-  // A request the server has never assigned after this long was lost (event reset before the
-  // consumer got to it, or a dropped message): join again rather than wait forever. Assignment
-  // normally takes well under a second, so this only fires when something went wrong.
-  var FORGOTTEN_AFTER_MS = 60000;
+  // Every route this page calls. infra/edge.py checks that the template routes each of them
+  // (an API route and a CloudFront behaviour), so the page cannot call what AWS does not serve.
+  var ROUTES = {
+    join: "/assign_queue_num",
+    position: "/queue_num",
+    state: "/event_state",
+    claim: "/generate_token"
+  };
+
   // Backoff on errors: 1 s, 2 s, 4 s ... capped, so a struggling API is not stampeded.
   var BACKOFF_BASE_MS = 1000;
   var BACKOFF_MAX_MS = 30000;
@@ -22,9 +31,14 @@
   var ANNOUNCE_EVERY_MS = 30000;
 
   var storageKey = "wr:" + API + ":" + eventId;
-  var place = load(); // {id, joinedAt, position, firstAhead} or null
-  var last = null;    // last /status answer, kept so "offline" still shows the numbers
+  // The visitor's own record, kept across reloads: {id, joinedAt, arrival, entryMs,
+  // firstAhead, claimed}. `arrival` is its number in order of arrival (its place unless a
+  // pre-queue draw shuffles it); once known, the page never asks the room for it again.
+  var place = load();
+  var last = null;    // what was last shown, kept so "offline" still shows the numbers
   var failures = 0;
+  var asks = 0;       // position look-ups of an unplaced request, for their backoff
+  var offsetMs = null; // the room's clock minus this device's, from the answers' Date header
   var inFlight = false; // one request at a time: a second join would cost a second place
   var timer = 0;
   var countdown = 0; // ticks the "next try in N seconds" line while offline
@@ -100,16 +114,35 @@
     return t("eta_hours", { h: Math.floor(minutes / 60), m: minutes % 60 });
   }
 
+  // ---- the room's clock ----------------------------------------------------------------
+
+  // Countdowns and the claim deadline run on the room's clock. Each answer's Date (plus the
+  // Age a cache adds) is at most the room's time when it arrived, so the largest offset seen is
+  // the best estimate (within the Date header's one second).
+  function learnClock(res) {
+    var date = Date.parse(res.headers.get("Date") || "");
+    if (isNaN(date)) return;
+    var sample = date + (Number(res.headers.get("Age")) || 0) * 1000 - Date.now();
+    if (offsetMs === null || sample > offsetMs) offsetMs = sample;
+  }
+
+  function roomNow() {
+    return Date.now() + (offsetMs || 0);
+  }
+
   // ---- talking to the API --------------------------------------------------------------
 
   // Resolves with {status, data, retryAfter}; rejects only when the network itself failed.
-  function call(method, path, body) {
-    var init = { method: method, cache: "no-store", headers: {} };
+  // `shared`: an answer every visitor of the event shares, which the browser and the CDN may
+  // keep briefly (it says for how long); every other answer is this visitor's own.
+  function call(method, path, body, shared) {
+    var init = { method: method, cache: shared ? "default" : "no-store", headers: {} };
     if (body) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
     return fetch(API + path, init).then(function (res) {
+      learnClock(res);
       return res.json().catch(function () { return null; }).then(function (data) {
         return {
           status: res.status,
@@ -118,6 +151,10 @@
         };
       });
     });
+  }
+
+  function eventQuery() {
+    return "?event_id=" + encodeURIComponent(eventId);
   }
 
   // Anything but a clear answer (5xx, 429, garbage) is treated like a network failure.
@@ -131,6 +168,8 @@
     timer = setTimeout(tick, Math.round(ms * (0.85 + Math.random() * 0.3)));
   }
 
+  // One step: join once, ask for the position until there is one, then watch the shared
+  // document only.
   function tick() {
     if (inFlight) return; // a tab switch or a button press while a request is out
     clearTimeout(timer);
@@ -139,7 +178,7 @@
       return;
     }
     inFlight = true;
-    var step = place ? poll() : join();
+    var step = !place ? join() : typeof place.arrival !== "number" ? locate() : watch();
     step.then(function () {
       failures = 0;
     }, offline).then(function () {
@@ -149,11 +188,12 @@
 
   function join() {
     render("joining");
-    return call("POST", "/assign_queue_num", { event_id: eventId }).then(function (r) {
+    return call("POST", ROUTES.join, { event_id: eventId }).then(function (r) {
       if (r.status === 202 && r.data.api_request_id) {
-        place = { id: r.data.api_request_id, joinedAt: Date.now(), position: null, firstAhead: null };
+        place = { id: r.data.api_request_id, joinedAt: Date.now(), arrival: null, entryMs: null, firstAhead: null, claimed: false };
         save();
-        schedule(500); // the position is assigned within a fraction of a second
+        asks = 0;
+        schedule(Q.unplacedDelayMs(0)); // the position is assigned within a fraction of a second
       } else if (r.status === 404 || r.status === 400) {
         render("unknown"); // no such event, or an id no event could have
       } else if (r.status === 409 && r.data.code === "event_not_open") {
@@ -166,112 +206,140 @@
     });
   }
 
-  // Before the line opens: show when, count down, and try again at the opening.
+  // Before the line opens: show when, count down, and try joining again at the opening.
   function notOpen() {
-    return call("GET", "/event_info?event_id=" + encodeURIComponent(eventId)).then(function (r) {
-      if (r.status !== 200) throw new Transient(r.retryAfter);
-      var info = r.data;
-      var opensIn = info.opens_at_ms != null ? info.opens_at_ms - info.now_ms : null;
-      render("not_open", info, {
-        lead: opensIn != null ? t("not_open_body", { time: clockTime(info.opens_at_ms) }) : S.not_open_body_unknown
+    return readState().then(function (doc) {
+      if (!doc) return;
+      render("not_open", shown(doc, null), {
+        lead: doc.opens_at_ms != null ? t("not_open_body", { time: clockTime(doc.opens_at_ms) }) : S.not_open_body_unknown
       });
-      if (opensIn != null) startCountdown(Date.now() + opensIn, "opens_in");
-      // Wake up at the opening (never sleeping longer than 30 s, in case the schedule moves).
-      schedule(opensIn != null ? Math.min(Math.max(opensIn, 1000), 30000) : 30000);
+      if (doc.opens_at_ms != null) startCountdown(Date.now() + (doc.opens_at_ms - roomNow()), "opens_in");
+      schedule(Q.untilDelayMs(doc.opens_at_ms, roomNow(), doc.poll));
     });
   }
 
   function clockTime(ms) {
-    return new Date(ms).toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
+    return new Date(ms - (offsetMs || 0)).toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
   }
 
-  function poll() {
-    var query = "?event_id=" + encodeURIComponent(eventId) + "&request_id=" + encodeURIComponent(place.id);
-    return call("GET", "/status" + query).then(function (r) {
-      if (r.status === 200) return onStatus(r.data);
+  // Asks for the request's position until the room has assigned one. The room answers "not
+  // yet" (202) until then and "unknown" (404) once it never will (a reset, or a request lost
+  // longer ago than it waits for any), so the page never gives up on a request sooner.
+  function locate() {
+    var query = eventQuery() + "&request_id=" + encodeURIComponent(place.id);
+    return call("GET", ROUTES.position + query).then(function (r) {
+      var placed = r.status === 200 || (r.status === 202 && r.data.code === "awaiting_draw");
+      if (placed && typeof r.data.arrival === "number") {
+        place.arrival = r.data.arrival;
+        place.entryMs = r.data.entry_time_ms;
+        save();
+        return watch();
+      }
+      if (r.status === 202) {
+        render("joining");
+        asks += 1;
+        return schedule(Q.unplacedDelayMs(asks));
+      }
       if (r.status === 404 && r.data.code === "unknown_event") return render("unknown");
-      if (r.status === 404) {
-        // The server no longer knows this place (the event was reset): take a new one.
+      if (r.status === 404 || r.status === 400) {
+        // Forgotten by the room, or an id it never made (corrupted storage): start afresh.
         forget();
         return join();
       }
-      if (r.status === 400) {
-        // The saved id is not one the API accepts (corrupted storage): start afresh.
-        forget();
-        return join();
+      if (r.status === 410) return render("closed");
+      throw new Transient(r.retryAfter);
+    });
+  }
+
+  // The shared event document, or null once the page has shown that the event is unknown.
+  function readState() {
+    return call("GET", ROUTES.state + eventQuery(), null, true).then(function (r) {
+      if (r.status === 200) return r.data;
+      if (r.status === 404 && r.data.code === "unknown_event") {
+        render("unknown");
+        return null;
       }
       throw new Transient(r.retryAfter);
     });
   }
 
-  function onStatus(st) {
-    last = st;
-    if (!st.assigned) {
-      // Once assigned, a request never becomes unassigned: the server forgot it (reset).
-      var lost = place.position != null || !(Date.now() - place.joinedAt < FORGOTTEN_AFTER_MS);
-      if (lost) {
+  // A placed visitor polls the shared document only, and works out its standing itself.
+  function watch() {
+    return readState().then(function (doc) {
+      if (!doc || !place) return;
+      if (place.entryMs != null && doc.reset_at_ms > place.entryMs) {
+        // The room was reset since this visitor joined: that place is gone, take a new one.
         forget();
         return join();
       }
-      render("joining", st);
-      return schedule(800);
-    }
-    if (st.state === "closed") return render("closed", st);
-    if (st.queue_number == null) {
-      // In the pre-queue: the order is drawn at the start, so arriving early buys nothing.
-      render("prequeue", st, {
-        lead: st.starts_at_ms != null ? t("prequeue_body", { time: clockTime(st.starts_at_ms) }) : S.prequeue_body_unknown
-      });
-      if (st.starts_at_ms != null) startCountdown(Date.now() + (st.starts_at_ms - st.now_ms), "starts_in");
-      return schedule(st.next_poll_ms || 5000);
-    }
-    if (place.position !== st.queue_number) {
-      place.position = st.queue_number;
-      place.firstAhead = st.ahead;
-      save();
-    }
-    if (st.session && st.session !== "active") return render("ended", st);
-    if (st.position_expired) return render("expired", st);
-    if (st.served) return claim(st);
-    render(st.state === "paused" ? "paused" : "waiting", st);
-    schedule(st.next_poll_ms || 2000);
+      var s = Q.standing(doc, place.arrival, roomNow(), place.claimed);
+      if (s.kind === "closed") return render("closed", shown(doc, s));
+      if (s.kind === "expired") return render("expired", shown(doc, s));
+      if (s.kind === "served") return admit(doc);
+      if (s.kind === "prequeue") {
+        // The order is drawn at the start, so arriving early buys nothing.
+        render("prequeue", shown(doc, s), {
+          lead: doc.starts_at_ms != null ? t("prequeue_body", { time: clockTime(doc.starts_at_ms) }) : S.prequeue_body_unknown
+        });
+        if (doc.starts_at_ms != null) startCountdown(Date.now() + (doc.starts_at_ms - roomNow()), "starts_in");
+        return schedule(s.nextPollMs);
+      }
+      if (place.firstAhead == null) {
+        place.firstAhead = s.ahead;
+        save();
+      }
+      render(s.kind, shown(doc, s));
+      schedule(s.nextPollMs);
+    });
   }
 
-  // Exchanges the request id for the token set; idempotent, so a reload after admission
-  // gets the same token back and goes on again.
-  function claim(st) {
-    render("admitted", st, { lead: t("admitted_redirect", { event: st.name || eventId }) });
-    return call("POST", "/generate_token", { event_id: eventId, request_id: place.id }).then(function (r) {
-      if (r.status === 200 && r.data.access_token) return admitted(st, r.data);
-      if (r.status === 202) return schedule(1000); // the counter we saw ran ahead of the store
-      if (r.status === 410 && r.data.code === "event_closed") return render("closed", st);
-      if (r.status === 410) return render(r.data.code === "session_ended" ? "ended" : "expired", st);
+  // What the page shows, from the document and the visitor's standing in it.
+  function shown(doc, s) {
+    return {
+      name: doc.name,
+      message: doc.message || "",
+      assigned: !!(s && s.place != null),
+      queue_number: s ? s.place : null,
+      ahead: s ? s.ahead : null,
+      serving_counter: doc.serving_counter,
+      eta_seconds: s ? s.etaSeconds : null
+    };
+  }
+
+  // The admission step: claim the token set (idempotent: a reload after admission gets the
+  // same tokens back), then go on to the event's site with it, or show it as a pass to copy.
+  function admit(doc) {
+    var name = doc.name || eventId;
+    render("admitted", shown(doc, null), { lead: t("admitted_redirect", { event: name }) });
+    return call("POST", ROUTES.claim, { event_id: eventId, request_id: place.id }).then(function (r) {
+      if (r.status === 202) return schedule(1000); // our copy of the counter ran ahead of the room's
+      if (r.status === 410 && r.data.code === "event_closed") return render("closed", shown(doc, null));
+      if (r.status === 410) return render(r.data.code === "session_ended" ? "ended" : "expired", shown(doc, null));
       if (r.status === 404 && r.data.code === "unknown_event") return render("unknown");
       if (r.status === 404) {
         // The room was reset since we joined: our request is gone, take a new place.
         forget();
         return join();
       }
-      throw new Transient(r.retryAfter);
-    });
-  }
-
-  function admitted(st, token) {
-    var target = st.target_url || "";
-    if (/^https?:\/\//i.test(target)) {
-      var url = withToken(target, token.access_token);
-      $("continue").href = url;
-      render("admitted", st, { lead: t("admitted_redirect", { event: st.name || eventId }), link: true });
-      // replace(): the Back button should not land on a page that sends the visitor on again.
-      location.replace(url);
-      return;
-    }
-    $("token").value = token.access_token;
-    var minutes = Math.max(1, Math.round((token.expires_in || 0) / 60));
-    render("admitted", st, {
-      title: S.admitted_in_title,
-      lead: t("admitted_in_body", { minutes: t("minutes", { n: num(minutes) }, minutes) }),
-      token: true
+      if (r.status !== 200 || !r.data.access_token) throw new Transient(r.retryAfter);
+      place.claimed = true;
+      save();
+      var target = doc.target_url || "";
+      if (/^https?:\/\//i.test(target)) {
+        var url = withToken(target, r.data.access_token);
+        $("continue").href = url;
+        render("admitted", shown(doc, null), { lead: t("admitted_redirect", { event: name }), link: true });
+        // replace(): the Back button should not land on a page that sends the visitor on again.
+        location.replace(url);
+        return;
+      }
+      $("token").value = r.data.access_token;
+      var minutes = Math.max(1, Math.round((r.data.expires_in || 0) / 60));
+      render("admitted", shown(doc, null), {
+        title: S.admitted_in_title,
+        lead: t("admitted_in_body", { minutes: t("minutes", { n: num(minutes) }, minutes) }),
+        token: true
+      });
     });
   }
 
@@ -341,6 +409,7 @@
   function render(next, st, extra) {
     extra = extra || {};
     state = next;
+    if (st) last = st;
     document.body.setAttribute("data-state", next);
     // The spinner turns while the page is doing something on its own.
     var busy = next === "joining" || next === "offline" || (next === "admitted" && !extra.token);
@@ -348,6 +417,10 @@
 
     var name = (st && st.name) || (last && last.name) || "";
     $("event-name").textContent = name;
+    // The operator's note to everyone waiting, as the room last gave it.
+    var message = (st || last || {}).message || "";
+    $("message").textContent = message;
+    $("message").hidden = !message || next === "unknown";
     document.title = name ? t("page_title_event", { event: name }) : S.page_title;
     $("title").textContent = extra.title || S[TITLES[next]];
     var lead = next === "offline" && !place ? "offline_body_new" : LEADS[next];
