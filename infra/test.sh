@@ -2,7 +2,7 @@
 # Every test of the waiting room: formatting, lints, unit tests, the store and buffer contracts
 # on memory and on moto (DynamoDB and SQS wire protocol), end-to-end tests, the README
 # walk-through against a real local server and the browser test. Installs what it needs
-# (moto, Chromium, playwright-core); needs no AWS account.
+# (moto, Chromium, playwright-core, PyYAML); needs no AWS account.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -12,6 +12,18 @@ step() { printf '\n== %s\n' "$*"; }
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "pages and template: every API path the pages call is routed (API route + CloudFront behaviour)"
+python3 -c 'import yaml' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-yaml >/dev/null; }
+python3 infra/edge.py routes
+# The check itself: a path the template does not route must fail it.
+if python3 infra/edge.py routes --also /not_routed >/dev/null; then
+  echo "infra/edge.py routes accepted a path the template does not route" >&2
+  exit 1
+fi
+
+step "the visitor page's own reckoning (node test runner): draw vectors, pace, standing"
+node --test tests/web/
 
 step "build: the local server and every Lambda function"
 cargo build --workspace
