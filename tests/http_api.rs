@@ -588,7 +588,12 @@ async fn reset_forgets_positions_and_changes_the_validator() {
         &[],
     )
     .await;
-    assert_eq!(old.status, StatusCode::ACCEPTED, "the old position is gone");
+    assert_eq!(
+        old.status,
+        StatusCode::NOT_FOUND,
+        "the old position is gone, and will never come: the page joins again"
+    );
+    assert_eq!(old.body["code"], "unknown_request");
 
     // The page learns that its old place is gone, and joins again.
     let forgotten = call(
@@ -1013,8 +1018,18 @@ async fn event_state_is_one_shared_document_that_revalidates_with_304() {
     let etag = first.headers["etag"].to_str().unwrap().to_owned();
     let last_modified = first.headers["last-modified"].to_str().unwrap().to_owned();
 
-    for validator in [("if-none-match", &etag), ("if-modified-since", &last_modified)] {
-        let again = call(&app, Method::GET, "/event_state?event_id=demo", None, &[validator]).await;
+    for validator in [
+        ("if-none-match", etag.as_str()),
+        ("if-modified-since", last_modified.as_str()),
+    ] {
+        let again = call(
+            &app,
+            Method::GET,
+            "/event_state?event_id=demo",
+            None,
+            &[validator],
+        )
+        .await;
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{validator:?}");
     }
 

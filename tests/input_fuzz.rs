@@ -18,6 +18,7 @@ const ROUTES: &[&str] = &[
     "/generate_token",
     "/status",
     "/event_info",
+    "/event_state",
     "/public_key",
     "/.well-known/jwks.json",
     "/authorize",

@@ -129,7 +129,7 @@ function figures(name, eventId, visitors, phaseStart, from, to) {
     origin_per_sec: originWindow.length / secs,
     hit_ratio: edgeWindow.length ? edgeWindow.filter((r) => cached.has(r.cache)).length / edgeWindow.length : 0,
     edge_per_visitor_minute: edgeWindow.length / visitorMinutes,
-    joining_requests_per_visitor: before.length / visitors,
+    origin_requests_per_visitor_before_window: before.length / visitors,
   };
 }
 
@@ -274,14 +274,14 @@ async function crowdPhase() {
 
 function table(results) {
   const rows = [
-    "| run | visitors | window s | per-visitor origin req / visitor-minute | shared origin req/s (event) | origin req/s (event) | edge req / visitor-minute | hit ratio | joining req / visitor | origin requests by path |",
+    "| run | visitors | window s | per-visitor origin req / visitor-minute | shared origin req/s (event) | origin req/s (event) | edge req / visitor-minute | hit ratio | origin req per visitor before the window | origin requests by path |",
     "|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of results) {
     rows.push(`| ${[r.label, r.phase].filter(Boolean).join(", ")} | ${r.visitors} | ${r.window_secs} | ` +
       `${r.per_visitor_origin_per_visitor_minute.toFixed(2)} | ${r.shared_origin_per_sec.toFixed(2)} | ` +
       `${r.origin_per_sec.toFixed(2)} | ${r.edge_per_visitor_minute.toFixed(1)} | ${(r.hit_ratio * 100).toFixed(1)}% | ` +
-      `${r.joining_requests_per_visitor.toFixed(2)} | ${JSON.stringify(r.origin_by_path).replace(/"/g, "")} |`);
+      `${r.origin_requests_per_visitor_before_window.toFixed(2)} | ${JSON.stringify(r.origin_by_path).replace(/"/g, "")} |`);
   }
   return rows.join("\n");
 }
