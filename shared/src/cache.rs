@@ -161,35 +161,45 @@ mod tests {
             cache
                 .get_or_load(&1, || async { Err::<u64, _>("down") })
                 .await
-            .map(|v| *v),
+                .map(|v| *v),
             Err("down")
         );
         assert_eq!(
-            cache.get_or_load(&1, || async { Ok::<_, ()>(1) }).await
-            .map(|v| *v),
+            cache
+                .get_or_load(&1, || async { Ok::<_, ()>(1) })
+                .await
+                .map(|v| *v),
             Ok(1)
         );
         assert_eq!(
-            cache.get_or_load(&1, || async { Ok::<_, ()>(2) }).await
-            .map(|v| *v),
+            cache
+                .get_or_load(&1, || async { Ok::<_, ()>(2) })
+                .await
+                .map(|v| *v),
             Ok(1)
         );
         cache.invalidate(&1);
         assert_eq!(
-            cache.get_or_load(&1, || async { Ok::<_, ()>(3) }).await
-            .map(|v| *v),
+            cache
+                .get_or_load(&1, || async { Ok::<_, ()>(3) })
+                .await
+                .map(|v| *v),
             Ok(3)
         );
 
         let expiring = TtlCache::<u8, u64>::new(Duration::ZERO);
         assert_eq!(
-            expiring.get_or_load(&1, || async { Ok::<_, ()>(1) }).await
-            .map(|v| *v),
+            expiring
+                .get_or_load(&1, || async { Ok::<_, ()>(1) })
+                .await
+                .map(|v| *v),
             Ok(1)
         );
         assert_eq!(
-            expiring.get_or_load(&1, || async { Ok::<_, ()>(2) }).await
-            .map(|v| *v),
+            expiring
+                .get_or_load(&1, || async { Ok::<_, ()>(2) })
+                .await
+                .map(|v| *v),
             Ok(2)
         );
     }

@@ -37,7 +37,10 @@ pub fn respond(request: &HeaderMap, answer: &Rendered, now_ms: i64) -> Response 
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             answer.body.clone(),
         )
             .into_response()
@@ -84,9 +87,17 @@ mod tests {
 
     #[test]
     fn matching_etag_gets_304_and_other_etags_200() {
-        let r = respond(&headers(header::IF_NONE_MATCH, "\"a\""), &answer("a", 0), 5_000);
+        let r = respond(
+            &headers(header::IF_NONE_MATCH, "\"a\""),
+            &answer("a", 0),
+            5_000,
+        );
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-        let r = respond(&headers(header::IF_NONE_MATCH, "W/\"b\", \"c\""), &answer("a", 0), 5_000);
+        let r = respond(
+            &headers(header::IF_NONE_MATCH, "W/\"b\", \"c\""),
+            &answer("a", 0),
+            5_000,
+        );
         assert_eq!(r.status(), StatusCode::OK);
     }
 

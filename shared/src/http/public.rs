@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::extract::{Body, Params};
 use crate::domain::{EventId, RequestId};
 use crate::service::WaitingRoom;
+use crate::service::event_state::{Rendered, SharedAnswers};
 
 type Room = State<Arc<WaitingRoom>>;
 
@@ -123,17 +124,27 @@ async fn queue_num(
     }))))
 }
 
+/// One of the event's shared answers, from the in-process snapshot, with its validators.
+async fn shared(
+    room: &WaitingRoom,
+    headers: &HeaderMap,
+    event_id: &EventId,
+    answer: fn(&SharedAnswers) -> &Rendered,
+) -> Result<Response, ApiError> {
+    let view = room.view(event_id).await?;
+    Ok(cacheable::respond(
+        headers,
+        answer(&view.answers),
+        room.now_ms(),
+    ))
+}
+
 async fn serving_num(
     State(room): Room,
     headers: HeaderMap,
     Params(q): Params<EventParam>,
 ) -> Result<Response, ApiError> {
-    let view = room.view(&q.event_id).await?;
-    Ok(cacheable::respond(
-        &headers,
-        &view.answers.serving_num,
-        room.now_ms(),
-    ))
+    shared(&room, &headers, &q.event_id, |a| &a.serving_num).await
 }
 
 async fn waiting_num(
@@ -141,27 +152,17 @@ async fn waiting_num(
     headers: HeaderMap,
     Params(q): Params<EventParam>,
 ) -> Result<Response, ApiError> {
-    let view = room.view(&q.event_id).await?;
-    Ok(cacheable::respond(
-        &headers,
-        &view.answers.waiting_num,
-        room.now_ms(),
-    ))
+    shared(&room, &headers, &q.event_id, |a| &a.waiting_num).await
 }
 
-/// The one document every waiting page of an event polls (through the CDN, keyed on the event
-/// id alone): state, schedule, counters, recent moves, draw, poll policy, message.
+/// The one document every waiting page polls (through the CDN, keyed on the event id alone):
+/// state, schedule, counters, recent moves, draw, poll policy, message.
 async fn event_state(
     State(room): Room,
     headers: HeaderMap,
     Params(q): Params<EventParam>,
 ) -> Result<Response, ApiError> {
-    let view = room.view(&q.event_id).await?;
-    Ok(cacheable::respond(
-        &headers,
-        &view.answers.event_state,
-        room.now_ms(),
-    ))
+    shared(&room, &headers, &q.event_id, |a| &a.event_state).await
 }
 
 async fn queue_pos_expiry(

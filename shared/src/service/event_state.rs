@@ -204,7 +204,10 @@ pub fn render(
         ),
         waiting_num: Rendered::new(
             json(&serde_json::json!({ "waiting_num": c.waiting() })),
-            format!("w{}-{}-{}", c.generation, c.queue_counter, c.serving_counter),
+            format!(
+                "w{}-{}-{}",
+                c.generation, c.queue_counter, c.serving_counter
+            ),
             c.serving_changed_at_ms.max(c.queue_changed_at_ms),
         ),
     }

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use super::WaitingRoom;
 use crate::domain::{
-    EnqueueRequest, EventConfig, EventCounters, EventId, EventState, RequestId, RequestRecord, SessionStatus,
-    TokenRecord, eta,
+    EnqueueRequest, EventConfig, EventCounters, EventId, EventState, RequestId, RequestRecord,
+    SessionStatus, TokenRecord, eta,
 };
 use crate::error::Error;
 use crate::ports::ClaimOutcome;
@@ -193,9 +193,9 @@ impl WaitingRoom {
     /// or long enough ago that the consumer must have seen it. Its visitor should join again
     /// rather than wait forever.
     fn forgotten(&self, request_id: &RequestId, counters: &EventCounters) -> bool {
-        request_id.created_at_ms().is_none_or(|at| {
-            at < counters.reset_at_ms || self.now_ms() - at > UNASSIGNED_GRACE_MS
-        })
+        request_id
+            .created_at_ms()
+            .is_none_or(|at| at < counters.reset_at_ms || self.now_ms() - at > UNASSIGNED_GRACE_MS)
     }
 
     /// A request's record and standing; `NotAssigned` while the consumer has not reached it,
