@@ -3,21 +3,20 @@
 //! small queue of its own that the case drains and deletes.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
+use waiting_room_core::adapters::aws::{TEST_ENDPOINT_VAR, test_endpoint};
 use waiting_room_core::adapters::{AwsConfig, MemoryBuffer, SqsBuffer};
 use waiting_room_core::domain::{EnqueueRequest, EventId, RequestId};
 use waiting_room_core::ports::{BufferError, EnqueueBuffer};
-
-const ENDPOINT_VAR: &str = "WR_TEST_AWS_ENDPOINT";
+use waiting_room_tests::unique_suffix;
 
 fn requests(n: usize) -> Vec<EnqueueRequest> {
     let event_id = EventId::parse("sale").expect("event id");
     (0..n)
         .map(|i| EnqueueRequest {
             event_id: event_id.clone(),
-            request_id: RequestId::new(),
+            request_id: RequestId::new(0, 0),
             entry_time_ms: 1_767_225_600_000 + i as i64,
         })
         .collect()
@@ -44,18 +43,17 @@ async fn memory_buffer_hands_back_what_was_sent() {
 
 #[tokio::test]
 async fn sqs_buffer_hands_back_what_was_sent() {
-    let Ok(endpoint) = std::env::var(ENDPOINT_VAR) else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "contract_buffer::sqs_buffer_hands_back_what_was_sent: skipped ({ENDPOINT_VAR} not set; see infra/moto.sh)"
-        );
+    let Some(endpoint) = test_endpoint("contract_buffer::sqs_buffer_hands_back_what_was_sent")
+    else {
         return;
     };
-    let name = format!("wr-contract-{}", &RequestId::new().to_string()[..8]);
+    let name = format!("wr-contract-{}", unique_suffix());
     let sqs = match SqsBuffer::create_queue(&AwsConfig::local(&endpoint), &name).await {
         Ok(sqs) => sqs,
         Err(error) => {
-            panic!("{ENDPOINT_VAR}={endpoint} is set but the queue could not be created: {error}")
+            panic!(
+                "{TEST_ENDPOINT_VAR}={endpoint} is set but the queue could not be created: {error}"
+            )
         }
     };
     let buffer: Arc<dyn EnqueueBuffer> = Arc::new(sqs.clone());

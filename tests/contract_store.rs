@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use waiting_room_core::adapters::aws::{TEST_ENDPOINT_VAR, test_endpoint};
 use waiting_room_core::adapters::{AwsConfig, DynamoStore, MemoryStore};
 use waiting_room_core::domain::{
     BypassCode, Draw, EnqueueRequest, EventConfig, EventId, RequestId, ServingIncrement,
@@ -20,10 +21,10 @@ use waiting_room_core::domain::{
 use waiting_room_core::ports::{
     AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, RedeemOutcome, Store, StoreError,
 };
+use waiting_room_tests::unique_suffix;
 
 /// 2026-01-01T00:00:00Z: where the cases' clocks start.
 const T0_MS: i64 = 1_767_225_600_000;
-const ENDPOINT_VAR: &str = "WR_TEST_AWS_ENDPOINT";
 
 /// A store under test, with what the cases may check beyond the trait.
 struct Backend {
@@ -42,22 +43,17 @@ impl Backend {
         }
     }
 
-    /// A DynamoDB store on a new table, or `None` (after saying so) when no endpoint is set.
-    /// An endpoint that is set but does not answer fails the case: a typo must not turn the
-    /// whole AWS suite into silent passes.
+    /// A DynamoDB store on a new table, or `None` (after saying so) when no endpoint is set
+    /// outside CI. An endpoint that is set but does not answer fails the case: a typo must not
+    /// turn the whole AWS suite into silent passes.
     async fn dynamodb(case: &str) -> Option<Self> {
-        let Ok(endpoint) = std::env::var(ENDPOINT_VAR) else {
-            // Written around the test harness's capture, so the skip is visible.
-            let _ = writeln!(
-                std::io::stderr(),
-                "contract_store::dynamodb::{case}: skipped ({ENDPOINT_VAR} not set; see infra/moto.sh)"
-            );
-            return None;
-        };
-        let table = format!("wr-contract-{case}-{}", &RequestId::new().to_string()[..8]);
+        let endpoint = test_endpoint(&format!("contract_store::dynamodb::{case}"))?;
+        let table = format!("wr-contract-{case}-{}", unique_suffix());
         let store = DynamoStore::new(&AwsConfig::local(&endpoint), table);
         if let Err(error) = store.create_table().await {
-            panic!("{ENDPOINT_VAR}={endpoint} is set but the table could not be created: {error}");
+            panic!(
+                "{TEST_ENDPOINT_VAR}={endpoint} is set but the table could not be created: {error}"
+            );
         }
         Some(Self {
             store: Arc::new(store.clone()),
@@ -203,7 +199,7 @@ async fn a_single_use_code_lets_exactly_one_request_in(b: &Backend) {
             tokio::spawn(async move {
                 let request = EnqueueRequest {
                     event_id: event_id.clone(),
-                    request_id: RequestId::new(),
+                    request_id: RequestId::new(0, 0),
                     entry_time_ms: T0_MS,
                 };
                 (
@@ -239,7 +235,7 @@ async fn a_single_use_code_lets_exactly_one_request_in(b: &Backend) {
     ] {
         let request = EnqueueRequest {
             event_id: event_id.clone(),
-            request_id: RequestId::new(),
+            request_id: RequestId::new(0, 0),
             entry_time_ms: T0_MS,
         };
         assert_eq!(
@@ -252,7 +248,7 @@ async fn a_single_use_code_lets_exactly_one_request_in(b: &Backend) {
     }
     let request = EnqueueRequest {
         event_id: event_id.clone(),
-        request_id: RequestId::new(),
+        request_id: RequestId::new(0, 0),
         entry_time_ms: T0_MS,
     };
     assert_eq!(
@@ -309,7 +305,7 @@ fn requests(event_id: &EventId, n: usize) -> Vec<EnqueueRequest> {
     (0..n)
         .map(|i| EnqueueRequest {
             event_id: event_id.clone(),
-            request_id: RequestId::new(),
+            request_id: RequestId::new(0, 0),
             entry_time_ms: T0_MS + i as i64,
         })
         .collect()
@@ -448,7 +444,8 @@ async fn sequential_assignment_gives_one_to_n(b: &Backend) {
             outcome,
             AssignOutcome {
                 assigned: 20,
-                duplicates: 0
+                duplicates: 0,
+                wiped: 0
             }
         );
     }
@@ -466,7 +463,7 @@ async fn sequential_assignment_gives_one_to_n(b: &Backend) {
     // Unknown requests and events have no position; a batch for an unknown event assigns none.
     assert_eq!(
         store
-            .get_request(&event_id, &RequestId::new())
+            .get_request(&event_id, &RequestId::new(0, 0))
             .await
             .unwrap(),
         None
@@ -486,7 +483,8 @@ async fn redelivery_keeps_the_first_position(b: &Backend) {
         assign(store, &event_id, &first).await,
         AssignOutcome {
             assigned: 0,
-            duplicates: 10
+            duplicates: 10,
+            wiped: 0
         }
     );
     let fresh = requests(&event_id, 3);
@@ -501,7 +499,8 @@ async fn redelivery_keeps_the_first_position(b: &Backend) {
         assign(store, &event_id, &mixed).await,
         AssignOutcome {
             assigned: 3,
-            duplicates: 2
+            duplicates: 2,
+            wiped: 0
         }
     );
     assert_eq!(position(store, &event_id, &first[4]).await, 5);
@@ -847,7 +846,7 @@ async fn end_session_counts_once(b: &Backend) {
     );
     assert_eq!(end(1, SessionEnd::Abandoned).await, EndOutcome::Ended);
     assert_eq!(end(3, SessionEnd::Completed).await, EndOutcome::NoToken);
-    let unknown = RequestId::new();
+    let unknown = RequestId::new(0, 0);
     assert_eq!(
         store
             .end_session(&event_id, &unknown, SessionEnd::Completed)
@@ -1154,16 +1153,35 @@ async fn reset_forgets_requests_and_keeps_the_audit(b: &Backend) {
     // The config survives, and so does the audit trail.
     assert!(store.get_event(&event_id).await.unwrap().is_some());
     assert_eq!(store.audit_log(&event_id, 10).await.unwrap(), vec![entry]);
-    // The same requests, delivered again after the reset (late messages), start the new line.
+    // The same requests, delivered again after the reset (late messages), were made for the
+    // wiped line: they take no place in the new one. Requests made since start it.
     let late: Vec<EnqueueRequest> = visitors.iter().rev().cloned().collect();
+    let newcomers: Vec<EnqueueRequest> = (0..2)
+        .map(|i| EnqueueRequest {
+            event_id: event_id.clone(),
+            request_id: RequestId::new(T0_MS + 60 + i, 1),
+            entry_time_ms: T0_MS + 60 + i,
+        })
+        .collect();
+    let batch: Vec<EnqueueRequest> = late.iter().chain(&newcomers).cloned().collect();
     assert_eq!(
-        assign(store, &event_id, &late).await,
+        assign(store, &event_id, &batch).await,
         AssignOutcome {
-            assigned: 5,
-            duplicates: 0
+            assigned: 2,
+            duplicates: 0,
+            wiped: 5
         }
     );
-    assert_eq!(position(store, &event_id, &visitors[4]).await, 1);
+    for visitor in &visitors {
+        assert_eq!(
+            store
+                .get_request(&event_id, &visitor.request_id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(position(store, &event_id, &newcomers[0]).await, 1);
     let again = advance(store, &event_id, 2, T0_MS + 60).await;
     assert_eq!((again.previous, again.serving_counter), (0, 2));
 }
@@ -1218,11 +1236,11 @@ async fn dynamodb_store_unreachable_is_unavailable() {
             .await
             .map(|_| ()),
         store
-            .get_request(&event_id, &RequestId::new())
+            .get_request(&event_id, &RequestId::new(0, 0))
             .await
             .map(|_| ()),
         store
-            .claim_token(&event_id, &RequestId::new(), 1, &token("t", 1))
+            .claim_token(&event_id, &RequestId::new(0, 0), 1, &token("t", 1))
             .await
             .map(|_| ()),
         store.create_table().await,

@@ -131,12 +131,12 @@ async fn a_message_for_an_unknown_event_takes_no_position_and_is_not_retried() {
     let (local, clock) = room().await;
     let stray = EnqueueRequest {
         event_id: event("deleted"),
-        request_id: RequestId::new(),
+        request_id: RequestId::new(0, 0),
         entry_time_ms: clock.now_ms(),
     };
     let good = EnqueueRequest {
         event_id: event("demo"),
-        request_id: RequestId::new(),
+        request_id: RequestId::new(0, 0),
         entry_time_ms: clock.now_ms(),
     };
     let report = local.room.assign_batch(&[stray, good.clone()]).await;

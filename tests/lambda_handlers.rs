@@ -27,7 +27,7 @@ fn sqs_event(bodies: [&str; 3]) -> SqsEvent {
 fn message(event_id: &str) -> String {
     serde_json::to_string(&EnqueueRequest {
         event_id: event(event_id),
-        request_id: RequestId::new(),
+        request_id: RequestId::new(0, 0),
         entry_time_ms: 1_795_449_600_000,
     })
     .unwrap()
@@ -94,7 +94,7 @@ async fn intermittent_throttling_retries_messages_until_each_visitor_is_placed_o
     let requests: Vec<EnqueueRequest> = (0..VISITORS)
         .map(|i| EnqueueRequest {
             event_id: event("demo"),
-            request_id: RequestId::new(),
+            request_id: RequestId::new(0, 0),
             entry_time_ms: 1_795_449_600_000 + i as i64,
         })
         .collect();
@@ -162,7 +162,7 @@ async fn throttled_token_claims_answer_503_and_count_once_when_retried() {
             let request = EnqueueRequest {
                 event_id: event("demo"),
                 request_id: *id,
-                entry_time_ms: id.created_at_ms().unwrap(),
+                entry_time_ms: id.created_at_ms(),
             };
             (id.to_string(), serde_json::to_string(&request).unwrap())
         })

@@ -9,6 +9,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
+use waiting_room_core::adapters::aws::test_endpoint;
 use waiting_room_core::adapters::{AwsConfig, DynamoStore, SecretKeys, SqsBuffer};
 use waiting_room_core::authorizer::handle_authorizer_event;
 use waiting_room_core::http::{enqueue_router, tokens_router};
@@ -18,15 +19,14 @@ use waiting_room_tests::*;
 
 #[test]
 fn a_visitor_goes_through_the_lambda_wiring_on_the_aws_wire_protocol() {
-    let Ok(endpoint) = std::env::var("WR_TEST_AWS_ENDPOINT") else {
-        println!("skipped: WR_TEST_AWS_ENDPOINT is not set (infra/moto.sh start)");
+    let Some(endpoint) = test_endpoint("lambda_on_moto") else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let suffix = waiting_room_core::domain::RequestId::new().to_string()[24..].to_owned();
+    let suffix = unique_suffix();
     let aws = AwsConfig::local(&endpoint);
     let (table, queue, secret) = runtime.block_on(async {
         let table = format!("lambda-{suffix}");

@@ -7,30 +7,30 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use waiting_room_core::adapters::aws::test_endpoint;
 use waiting_room_core::adapters::{AwsConfig, AwsSettings, SqsBuffer};
 use waiting_room_core::domain::{EnqueueRequest, EventId, RequestId};
 use waiting_room_core::ports::EnqueueBuffer;
 use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
-use waiting_room_tests::{ADMIN_KEY, no_cache};
+use waiting_room_tests::{ADMIN_KEY, no_cache, unique_suffix};
 
 const VISITORS: usize = 40;
 const REDELIVERED: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_local_server_runs_on_dynamodb_and_sqs() {
-    let Ok(endpoint) = std::env::var("WR_TEST_AWS_ENDPOINT") else {
-        println!("skipped: WR_TEST_AWS_ENDPOINT is not set (infra/moto.sh start)");
+    let Some(endpoint) = test_endpoint("local_on_moto") else {
         return;
     };
     let aws = AwsConfig::local(&endpoint);
-    let name = format!("local-{}", &RequestId::new().to_string()[24..]);
+    let name = format!("local-{}", unique_suffix());
     let mut settings = LocalSettings::new(
         ADMIN_KEY.into(),
         SigningKey::generate(KeyAlgorithm::EdDSA).expect("key"),
     );
     settings.events = vec![EventId::parse("demo").expect("event id")];
-    settings.client_limit = None;
+    settings.client_limits = waiting_room_core::http::ClientLimits::OFF;
     settings.cache = no_cache();
     settings.store = LocalStore::Aws {
         aws: aws.clone(),
@@ -64,7 +64,7 @@ async fn the_local_server_runs_on_dynamodb_and_sqs() {
                 .expect("enqueue");
             assert_eq!(answer.status(), 202);
             let body: Value = answer.json().await.expect("json");
-            RequestId::parse(body["api_request_id"].as_str().expect("id")).expect("uuid")
+            RequestId::parse(body["api_request_id"].as_str().expect("id")).expect("request id")
         }
     });
     let ids: Vec<RequestId> = join_spawned(joins).await;
@@ -77,7 +77,7 @@ async fn the_local_server_runs_on_dynamodb_and_sqs() {
         let again = EnqueueRequest {
             event_id: EventId::parse("demo").expect("event id"),
             request_id: *id,
-            entry_time_ms: id.created_at_ms().expect("a v7 id"),
+            entry_time_ms: id.created_at_ms(),
         };
         queue.send(&again).await.expect("redeliver");
     }
@@ -167,6 +167,7 @@ async fn wait_for(
 async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
     let text = http
         .get(format!("{base}/metrics"))
+        .bearer_auth(ADMIN_KEY)
         .send()
         .await
         .expect("metrics")

@@ -23,7 +23,7 @@ import base64
 import json
 import os
 import random
-import uuid
+import secrets
 
 import gevent
 import gevent.event
@@ -311,7 +311,7 @@ class Mix(Room):
 
     def on_start(self):
         self.tokens = prepare_tokens(self.host)
-        self.request_id = join(self.host) or uuid.uuid4()
+        self.request_id = join(self.host) or secrets.token_hex(32)
         self.etag = None
 
     # -- good: 70 ----------------------------------------------------------------------------
@@ -363,7 +363,7 @@ class Mix(Room):
                 expect_error(response, 404, "unknown_event")
         else:
             with self.client.get(
-                f"/status?event_id=no-such-event&request_id={uuid.uuid4()}",
+                f"/status?event_id=no-such-event&request_id={secrets.token_hex(32)}",
                 name="[bad] GET /status unknown event",
                 catch_response=True,
             ) as response:

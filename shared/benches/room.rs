@@ -51,7 +51,7 @@ fn visitors(n: usize) -> Vec<EnqueueRequest> {
     (0..n)
         .map(|_| EnqueueRequest {
             event_id: demo(),
-            request_id: RequestId::new(),
+            request_id: RequestId::new(0, 0),
             entry_time_ms: now,
         })
         .collect()

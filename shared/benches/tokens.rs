@@ -31,7 +31,7 @@ fn single_signer(algorithm: KeyAlgorithm) -> (Header, EncodingKey, Claims) {
     header.kid = Some(key.kid.clone());
     let claims = Claims {
         aud: "demo".into(),
-        sub: RequestId::new().to_string(),
+        sub: RequestId::new(0, 0).to_string(),
         queue_position: 12_345,
         token_use: "access".into(),
         iss: "bench".into(),
@@ -58,7 +58,7 @@ fn tokens(c: &mut Criterion) {
         });
 
         let tokens = issuer(algorithm);
-        let request = RequestId::new();
+        let request = RequestId::new(0, 0);
         group.bench_function("issue_set_of_3", |b| {
             b.iter(|| {
                 runtime.block_on(tokens.issue(&event, black_box(&request), 12_345, NOW_MS, 3600))

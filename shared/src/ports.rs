@@ -36,6 +36,9 @@ pub struct AssignOutcome {
     pub assigned: u64,
     /// Requests that already had a position: redeliveries, answered without a write.
     pub duplicates: u64,
+    /// Requests made in an earlier generation of the event: a reset wiped their line, so they
+    /// get no position (the look-ups report them gone, and the visitor joins again).
+    pub wiped: u64,
 }
 
 /// What claiming a token for a served request did.
@@ -105,7 +108,8 @@ pub trait Store: Send + Sync {
     async fn counters(&self, event_id: &EventId) -> Result<Option<EventCounters>, StoreError>;
 
     /// Gives each request not seen before the next position, with one move of the queue
-    /// counter for the whole batch. A request that already has a position keeps it.
+    /// counter for the whole batch. A request that already has a position keeps it; one made
+    /// before the event's last reset gets none.
     async fn assign_positions(
         &self,
         event_id: &EventId,

@@ -49,6 +49,11 @@ pub async fn room() -> (LocalRoom, Arc<ManualClock>) {
     room_with(KeyAlgorithm::EdDSA).await
 }
 
+/// Eight random hex digits, to keep the tables and queues of concurrent runs apart.
+pub fn unique_suffix() -> String {
+    RequestId::new(0, 0).to_string()[56..].to_owned()
+}
+
 pub fn event(id: &str) -> EventId {
     EventId::parse(id).expect("event id")
 }
@@ -135,7 +140,7 @@ pub async fn enqueue(router: &Router, event_id: &str) -> RequestId {
             .as_str()
             .expect("api_request_id"),
     )
-    .expect("uuid")
+    .expect("request id")
 }
 
 /// The in-memory buffer enqueued visitors wait in, for tests that play the consumer.
@@ -215,6 +220,17 @@ pub async fn through_lambda_http(router: &Router, payload: &str) -> (StatusCode,
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// The process's Prometheus text, as an operator scrapes it (with the admin key).
+pub async fn scrape_metrics(router: &Router) -> String {
+    let request = Request::get("/metrics")
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    String::from_utf8(read_body(response).await.to_vec()).expect("UTF-8")
 }
 
 /// A router's whole answer body.

@@ -80,3 +80,64 @@ impl AwsConfig {
         &self.sdk
     }
 }
+
+/// The variable naming the AWS emulator (moto, see `infra/moto.sh`) that tests needing the AWS
+/// wire protocol run against.
+pub const TEST_ENDPOINT_VAR: &str = "WR_TEST_AWS_ENDPOINT";
+
+/// For tests that need the AWS wire protocol: the emulator's endpoint, or `None` (said on
+/// stderr, past the test harness's capture) when none is set on a developer's machine. In CI
+/// (`CI=true`) a missing endpoint panics: a suite that needs moto never passes there by
+/// skipping.
+pub fn test_endpoint(test: &str) -> Option<String> {
+    use std::io::Write;
+    match endpoint_for_tests(
+        std::env::var(TEST_ENDPOINT_VAR).ok(),
+        std::env::var("CI").ok(),
+    ) {
+        Ok(Some(endpoint)) => Some(endpoint),
+        Ok(None) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped ({TEST_ENDPOINT_VAR} not set; see infra/moto.sh)"
+            );
+            None
+        }
+        Err(message) => panic!("{test}: {message}"),
+    }
+}
+
+fn endpoint_for_tests(
+    endpoint: Option<String>,
+    ci: Option<String>,
+) -> Result<Option<String>, String> {
+    match endpoint.filter(|e| !e.trim().is_empty()) {
+        Some(endpoint) => Ok(Some(endpoint)),
+        None if ci.as_deref() == Some("true") => Err(format!(
+            "CI=true but {TEST_ENDPOINT_VAR} is not set: start moto (infra/moto.sh) and set it"
+        )),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_for_tests;
+
+    #[test]
+    fn tests_needing_moto_skip_only_outside_ci() {
+        let moto = Some("http://127.0.0.1:4566".to_owned());
+        assert_eq!(endpoint_for_tests(moto.clone(), None), Ok(moto.clone()));
+        assert_eq!(
+            endpoint_for_tests(moto.clone(), Some("true".into())),
+            Ok(moto)
+        );
+        assert_eq!(endpoint_for_tests(None, None), Ok(None));
+        assert_eq!(
+            endpoint_for_tests(Some(" ".into()), Some("false".into())),
+            Ok(None)
+        );
+        assert!(endpoint_for_tests(None, Some("true".into())).is_err());
+        assert!(endpoint_for_tests(Some(String::new()), Some("true".into())).is_err());
+    }
+}

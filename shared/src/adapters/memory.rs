@@ -151,6 +151,10 @@ impl Store for MemoryStore {
         let outcome = self.with_event(event_id, |data| {
             let mut outcome = AssignOutcome::default();
             for request in requests {
+                if request.request_id.generation() < data.counters.generation {
+                    outcome.wiped += 1;
+                    continue;
+                }
                 if data.requests.contains_key(&request.request_id) {
                     outcome.duplicates += 1;
                     continue;

@@ -5,34 +5,67 @@ use uuid::Uuid;
 
 use crate::error::Error;
 
-/// The id a visitor receives from enqueue (`api_request_id`): a UUIDv7, whose 74 random bits
-/// make it unguessable and whose timestamp tells when the visitor arrived, so a request that
-/// was never assigned can be told apart from one still in the buffer.
+/// The id a visitor receives from enqueue (`api_request_id`): 64 lowercase hex digits holding
+/// when it was made (ms since the epoch), the event's generation it was made in, and 122
+/// random bits (a v4 UUID).
+///
+/// Why this shape. Holding a visitor's id is holding their place and token, so it must be
+/// unguessable even among ids made in the same millisecond (a UUIDv7 keeps at most 74 random
+/// bits, and far fewer when its counter fills the millisecond). The room must also tell a
+/// request still in the enqueue buffer from one forgotten or wiped by a reset, without a store
+/// write at enqueue: the creation time bounds how long the buffer may still hold it, and the
+/// generation says on which side of a reset it was made. The consumer assigns only requests of
+/// the event's current generation, and the look-ups report a missing request of an older one
+/// as gone, so both agree request by request, not to the millisecond. Clients treat the id as
+/// an opaque string (the AWS solution's did), and the text sorts as the value does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RequestId(Uuid);
+pub struct RequestId {
+    created_at_ms: u64,
+    generation: u64,
+    random: u128,
+}
+
+/// Hex digits of a request id's text.
+const REQUEST_ID_LEN: usize = 64;
 
 impl RequestId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
+    /// A new id, made at `created_at_ms` in the event's `generation`. The one place ids are
+    /// made: everything that hands a visitor an id comes through here.
+    pub fn new(created_at_ms: i64, generation: u64) -> Self {
+        Self {
+            created_at_ms: created_at_ms.max(0) as u64,
+            generation,
+            random: Uuid::new_v4().as_u128(),
+        }
     }
 
-    /// When the id was made (ms since the epoch); `None` for ids not made by [`Self::new`].
-    pub fn created_at_ms(&self) -> Option<i64> {
-        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
-        Some(secs as i64 * 1000 + (nanos / 1_000_000) as i64)
+    /// When the id was made (ms since the epoch).
+    pub fn created_at_ms(&self) -> i64 {
+        i64::try_from(self.created_at_ms).unwrap_or(i64::MAX)
+    }
+
+    /// The generation of the event (see [`super::EventCounters::generation`]) it was made in.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        Uuid::parse_str(raw)
-            .map(Self)
-            .map_err(|_| Error::Invalid("request_id must be a UUID".into()))
-    }
-}
-
-impl Default for RequestId {
-    fn default() -> Self {
-        Self::new()
+        let invalid = || Error::Invalid("request_id must be 64 lowercase hex digits".into());
+        let canonical = raw.len() == REQUEST_ID_LEN
+            && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !canonical {
+            return Err(invalid());
+        }
+        let field = |range: std::ops::Range<usize>| u128::from_str_radix(&raw[range], 16);
+        match (field(0..16), field(16..32), field(32..64)) {
+            (Ok(created_at_ms), Ok(generation), Ok(random)) => Ok(Self {
+                created_at_ms: created_at_ms as u64,
+                generation: generation as u64,
+                random,
+            }),
+            _ => Err(invalid()),
+        }
     }
 }
 
@@ -45,13 +78,17 @@ impl TryFrom<String> for RequestId {
 
 impl From<RequestId> for String {
     fn from(id: RequestId) -> String {
-        id.0.to_string()
+        id.to_string()
     }
 }
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        write!(
+            f,
+            "{:016x}{:016x}{:032x}",
+            self.created_at_ms, self.generation, self.random
+        )
     }
 }
 
@@ -193,23 +230,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_ids_must_be_uuids() {
-        let id = RequestId::new();
+    fn request_ids_read_back_as_written_and_nothing_else() {
+        let id = RequestId::new(1_767_225_600_123, 7);
         assert_eq!(RequestId::parse(&id.to_string()).unwrap(), id);
+        assert_eq!(id.to_string().len(), 64);
         assert!(RequestId::parse("42").is_err());
         assert!(RequestId::parse("<script>").is_err());
+        assert!(RequestId::parse("9b2f2a0e-5a4e-4d0c-9b59-2a4f5a0d8c11").is_err());
+        assert!(RequestId::parse(&id.to_string().to_uppercase()).is_err());
+        assert!(RequestId::parse(&format!("+{}", &id.to_string()[1..])).is_err());
     }
 
     #[test]
-    fn request_ids_carry_their_creation_time() {
-        let before = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let at = RequestId::new().created_at_ms().unwrap();
-        assert!((at - before).abs() < 1_000);
-        let v4 = RequestId::parse("9b2f2a0e-5a4e-4d0c-9b59-2a4f5a0d8c11").unwrap();
-        assert_eq!(v4.created_at_ms(), None);
+    fn request_ids_carry_their_creation_time_and_generation() {
+        let id = RequestId::new(1_767_225_600_123, 7);
+        assert_eq!(id.created_at_ms(), 1_767_225_600_123);
+        assert_eq!(id.generation(), 7);
+        assert_eq!(RequestId::new(-5, 0).created_at_ms(), 0);
+    }
+
+    #[test]
+    fn ids_of_one_instant_differ_in_their_random_bits() {
+        let ids: Vec<RequestId> = (0..1_000).map(|_| RequestId::new(5, 1)).collect();
+        let distinct: std::collections::HashSet<u128> = ids.iter().map(|id| id.random).collect();
+        assert_eq!(distinct.len(), ids.len());
+        // 122 random bits: v4 fixes the version nibble and two variant bits, nothing else.
+        let varying = ids
+            .iter()
+            .fold(0u128, |acc, id| acc | (id.random ^ ids[0].random));
+        assert_eq!(varying.count_ones(), 122);
+    }
+
+    #[test]
+    fn the_text_sorts_as_the_id() {
+        let mut ids: Vec<RequestId> = (0..200)
+            .map(|i| RequestId::new(1_000 + i % 7, i as u64 % 3))
+            .collect();
+        let mut texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        ids.sort();
+        texts.sort();
+        assert_eq!(
+            ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            texts
+        );
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub const BATCH_SIZE: usize = 1_000;
 pub struct BatchReport {
     pub assigned: u64,
     pub duplicates: u64,
-    /// Messages for an event that does not exist: acknowledged and dropped, so they neither
-    /// take a position nor come back forever.
+    /// Messages for an event that does not exist, or made before the event's last reset:
+    /// acknowledged and dropped, so they neither take a position nor come back forever.
     pub dropped: u64,
     /// Indexes (into the batch) of messages to deliver again because the store failed.
     pub failed: Vec<usize>,
@@ -39,6 +39,7 @@ impl WaitingRoom {
                 Ok(Some(outcome)) => {
                     report.assigned += outcome.assigned;
                     report.duplicates += outcome.duplicates;
+                    report.dropped += outcome.wiped;
                 }
                 Ok(None) => {
                     tracing::warn!(event_id = %event_id, messages = indexes.len(), "dropped messages for an unknown event");

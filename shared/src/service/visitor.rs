@@ -10,9 +10,24 @@ use crate::domain::{
 use crate::error::Error;
 use crate::ports::ClaimOutcome;
 
-/// How long an enqueued request may go unassigned before `/status` calls it unknown: far
+/// How long an enqueued request may go unassigned before the look-ups call it unknown: far
 /// longer than the buffer takes to drain even during a burst.
+/// (The page learns it from `/event_state`, to forget no sooner than the room.)
 pub(crate) const UNASSIGNED_GRACE_MS: i64 = 15 * 60 * 1000;
+
+/// Why a request has no record yet: `NotAssigned` while the buffer may still hold it;
+/// `UnknownRequest` once it cannot, because a reset wiped its line (it was made in an earlier
+/// generation: the consumer drops those) or it is older than the grace (lost, or never ours).
+/// A newer generation than the counters' means only that they were read from a cache.
+fn unplaced(request_id: &RequestId, counters: &EventCounters, now_ms: i64) -> Error {
+    let wiped = request_id.generation() < counters.generation;
+    let stale = now_ms.abs_diff(request_id.created_at_ms()) > UNASSIGNED_GRACE_MS.unsigned_abs();
+    if wiped || stale {
+        Error::UnknownRequest
+    } else {
+        Error::NotAssigned
+    }
+}
 
 /// Answer of `generate_token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,17 +118,19 @@ pub struct QueueStatus {
 }
 
 impl WaitingRoom {
-    /// A new visitor's request, if the event takes visitors now (the cached config decides:
-    /// not before the line opens, not once the event is over).
+    /// A new visitor's request, if the event takes visitors now (the cached view decides:
+    /// not before the line opens, not once the event is over). Its id carries the generation
+    /// the view shows: a join that lands just after a reset, while this process still shows
+    /// the previous one, counts as made before it (dropped, reported gone, joined again).
     async fn arrival(&self, event_id: &EventId) -> Result<EnqueueRequest, Error> {
-        let config = self.cached_config(event_id).await?;
+        let view = self.view(event_id).await?;
         let now = self.now_ms();
-        match config.state(now) {
+        match view.config.state(now) {
             EventState::NotOpen => Err(Error::NotOpen),
             EventState::Closed => Err(Error::Closed),
             EventState::PreQueue | EventState::Open | EventState::Paused => Ok(EnqueueRequest {
                 event_id: event_id.clone(),
-                request_id: RequestId::new(),
+                request_id: RequestId::new(now, view.counters.generation),
                 entry_time_ms: now,
             }),
         }
@@ -189,30 +206,19 @@ impl WaitingRoom {
         })
     }
 
-    /// A request the room has no record of and will never assign: made before the last reset,
-    /// or long enough ago that the consumer must have seen it. Its visitor should join again
-    /// rather than wait forever.
-    fn forgotten(&self, request_id: &RequestId, counters: &EventCounters) -> bool {
-        request_id
-            .created_at_ms()
-            .is_none_or(|at| at < counters.reset_at_ms || self.now_ms() - at > UNASSIGNED_GRACE_MS)
-    }
-
     /// A request's record and standing; `NotAssigned` while the consumer has not reached it,
-    /// `UnknownRequest` once it never will.
+    /// `UnknownRequest` once it never will (see [`unplaced`]).
     pub async fn locate(
         &self,
         event_id: &EventId,
         request_id: &RequestId,
     ) -> Result<(RequestRecord, Standing), Error> {
         let view = self.view(event_id).await?;
-        let Some(request) = self.store.get_request(event_id, request_id).await? else {
-            return Err(if self.forgotten(request_id, &view.counters) {
-                Error::UnknownRequest
-            } else {
-                Error::NotAssigned
-            });
-        };
+        let request = self
+            .store
+            .get_request(event_id, request_id)
+            .await?
+            .ok_or_else(|| unplaced(request_id, &view.counters, self.now_ms()))?;
         let standing = self
             .standing(&view.config, view.counters.serving_counter, &request)
             .await?;
@@ -335,10 +341,10 @@ impl WaitingRoom {
             now_ms: now,
         };
         let Some(request) = request else {
-            return if self.forgotten(request_id, &counters) {
-                Err(Error::UnknownRequest)
-            } else {
-                Ok(status)
+            // Still in the buffer, or gone for good: then the visitor should join again.
+            return match unplaced(request_id, &counters, now) {
+                Error::NotAssigned => Ok(status),
+                gone => Err(gone),
             };
         };
         let standing = self

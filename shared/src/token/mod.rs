@@ -307,7 +307,7 @@ mod tests {
         for algorithm in [KeyAlgorithm::RS256, KeyAlgorithm::EdDSA] {
             let tokens = issuer(algorithm);
             let event = EventId::parse("sale").unwrap();
-            let request = RequestId::new();
+            let request = RequestId::new(0, 0);
             let set = tokens
                 .issue(&event, &request, 42, 1_000_000, 60)
                 .await
@@ -331,7 +331,7 @@ mod tests {
         let set = tokens
             .issue(
                 &EventId::parse("e").unwrap(),
-                &RequestId::new(),
+                &RequestId::new(0, 0),
                 1,
                 100_000,
                 60,
@@ -374,7 +374,7 @@ mod tests {
         .unwrap();
         let event = EventId::parse("e").unwrap();
         let before = ours
-            .issue(&event, &RequestId::new(), 1, 0, 3600)
+            .issue(&event, &RequestId::new(0, 0), 1, 0, 3600)
             .await
             .unwrap();
 
@@ -391,7 +391,7 @@ mod tests {
         .await
         .unwrap();
         let after = elsewhere
-            .issue(&event, &RequestId::new(), 2, 0, 3600)
+            .issue(&event, &RequestId::new(0, 0), 2, 0, 3600)
             .await
             .unwrap();
 
@@ -407,7 +407,7 @@ mod tests {
         // After the refresh period our own new tokens are signed with the new key too.
         tokio::time::advance(Duration::from_secs(300)).await;
         let ours_now = ours
-            .issue(&event, &RequestId::new(), 3, 0, 3600)
+            .issue(&event, &RequestId::new(0, 0), 3, 0, 3600)
             .await
             .unwrap();
         let kid = jsonwebtoken::decode_header(&ours_now.access_token)
@@ -422,7 +422,13 @@ mod tests {
         let ours = issuer(KeyAlgorithm::EdDSA);
         let theirs = issuer(KeyAlgorithm::EdDSA);
         let set = theirs
-            .issue(&EventId::parse("e").unwrap(), &RequestId::new(), 1, 0, 60)
+            .issue(
+                &EventId::parse("e").unwrap(),
+                &RequestId::new(0, 0),
+                1,
+                0,
+                60,
+            )
             .await
             .unwrap();
         assert_eq!(

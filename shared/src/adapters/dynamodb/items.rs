@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_claimed_request_without_a_position_has_no_record() {
-        let id = RequestId::new();
+        let id = RequestId::new(0, 0);
         let mut item = Item::from([
             (attr::REQUEST_ID.into(), string(id.to_string())),
             (attr::GENERATION.into(), num(2)),
