@@ -11,6 +11,26 @@ const MAX_EVENT_ID_LEN: usize = 64;
 /// Longest operator message: a line or two on a phone.
 pub const MAX_MESSAGE_CHARS: usize = 500;
 
+/// Earliest time an operator may put in a schedule: 2000-01-01T00:00:00Z (ms since the epoch).
+pub const EARLIEST_TIME_MS: i64 = 946_684_800_000;
+/// Latest: 2200-01-01T00:00:00Z. Any sale fits, and so does every date formatter and every sum
+/// of a time and a lifetime.
+pub const LATEST_TIME_MS: i64 = 7_258_118_400_000;
+/// Largest count an operator may set (caps, increments, rate limits, uses): beyond any event,
+/// and exact in every JSON reader (browsers keep 53 bits of an integer).
+pub const MAX_COUNT: u64 = 1_000_000_000;
+
+/// Checks that an operator's count is between `min` and [`MAX_COUNT`].
+pub fn check_count(field: &str, value: u64, min: u64) -> Result<(), Error> {
+    if (min..=MAX_COUNT).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{field} must be between {min} and {MAX_COUNT}"
+        )))
+    }
+}
+
 /// Validated event identifier: 1–64 characters of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -194,16 +214,25 @@ impl EventConfig {
         if prequeue_at_ms.is_some() && start_at_ms.is_none() {
             return Err(Error::Invalid("a pre-queue needs a start time".into()));
         }
+        let sensible =
+            |at: Option<i64>| at.is_none_or(|at| (EARLIEST_TIME_MS..LATEST_TIME_MS).contains(&at));
+        if ![prequeue_at_ms, start_at_ms, end_at_ms]
+            .into_iter()
+            .all(sensible)
+        {
+            return Err(Error::Invalid(format!(
+                "schedule times must be between {EARLIEST_TIME_MS} (2000) and {LATEST_TIME_MS} \
+                 (2200), in ms since the epoch"
+            )));
+        }
         let ordered = |a: Option<i64>, b: Option<i64>| a.zip(b).is_none_or(|(a, b)| a <= b);
         if !ordered(prequeue_at_ms, start_at_ms) || !ordered(start_at_ms, end_at_ms) {
             return Err(Error::Invalid(
                 "schedule times must be in order: pre-queue, start, end".into(),
             ));
         }
-        if self.rate_limit_per_min == Some(0) {
-            return Err(Error::Invalid(
-                "rate_limit_per_min must be at least 1".into(),
-            ));
+        if let Some(limit) = self.rate_limit_per_min {
+            check_count("rate_limit_per_min", limit, 1)?;
         }
         self.strategy.validate()
     }
@@ -308,6 +337,33 @@ mod tests {
         config.schedule.start_at_ms = Some(10);
         config.schedule.end_at_ms = Some(5);
         assert!(config.validate().is_err(), "ends before it starts");
+    }
+
+    #[test]
+    fn config_rejects_dates_and_counts_beyond_sensible_bounds() {
+        let mut config = EventConfig::new(EventId::parse("e").unwrap());
+        for at in [
+            i64::MIN,
+            -1,
+            0,
+            EARLIEST_TIME_MS - 1,
+            LATEST_TIME_MS,
+            253_402_300_800_000, // year 10000
+            576_999_999_999_000,
+            i64::MAX,
+        ] {
+            config.schedule = Schedule {
+                end_at_ms: Some(at),
+                ..Schedule::default()
+            };
+            assert!(config.validate().is_err(), "end at {at}");
+        }
+        config.schedule.end_at_ms = Some(LATEST_TIME_MS - 1);
+        assert!(config.validate().is_ok());
+        config.rate_limit_per_min = Some(MAX_COUNT + 1);
+        assert!(config.validate().is_err());
+        config.rate_limit_per_min = Some(MAX_COUNT);
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::counters::EventCounters;
+use super::event::check_count;
 use crate::error::Error;
 
 /// The rule the strategy runner applies to an event every few seconds.
@@ -26,15 +27,20 @@ impl Strategy {
     pub fn validate(&self) -> Result<(), Error> {
         match *self {
             Strategy::Manual => Ok(()),
-            Strategy::MaxSize { max_active } if max_active >= 1 => Ok(()),
-            Strategy::MaxSize { .. } => Err(Error::Invalid("max_active must be at least 1".into())),
+            Strategy::MaxSize { max_active } => check_count("max_active", max_active, 1),
             Strategy::Periodic {
                 increment_by,
                 interval_secs,
-            } if increment_by >= 1 && (1..=86_400).contains(&interval_secs) => Ok(()),
-            Strategy::Periodic { .. } => Err(Error::Invalid(
-                "increment_by must be at least 1 and interval_secs between 1 and 86400".into(),
-            )),
+            } => {
+                check_count("increment_by", increment_by, 1)?;
+                if (1..=86_400).contains(&interval_secs) {
+                    Ok(())
+                } else {
+                    Err(Error::Invalid(
+                        "interval_secs must be between 1 and 86400".into(),
+                    ))
+                }
+            }
         }
     }
 
@@ -130,5 +136,20 @@ mod tests {
             .is_err()
         );
         assert!(Strategy::MaxSize { max_active: 1 }.validate().is_ok());
+        assert!(
+            Strategy::MaxSize {
+                max_active: u64::MAX
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Strategy::Periodic {
+                increment_by: u64::MAX,
+                interval_secs: 1
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

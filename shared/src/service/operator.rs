@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::WaitingRoom;
+use crate::domain::event::check_count;
 use crate::domain::{
     BypassCode, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
     ServingIncrement, SessionEnd, Strategy, eta,
@@ -115,18 +116,20 @@ impl WaitingRoom {
         event_id: &EventId,
         detail: String,
     ) {
+        // Operators' text (an event's name, its URL) is kept and logged with control characters
+        // escaped: a name holding a line break must not forge a line of the trail or the log.
         let entry = AuditEntry {
             at_ms: self.now_ms(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
+            actor: escape_controls(actor),
+            action: escape_controls(action),
             event_id: event_id.clone(),
-            detail,
+            detail: escape_controls(&detail),
         };
         // The change itself already landed; a lost audit line is logged, not fatal.
         if let Err(error) = self.store.append_audit(&entry).await {
             tracing::warn!(%error, action, event_id = %event_id, "audit entry not written");
         }
-        tracing::info!(actor, action, event_id = %event_id, detail = %entry.detail, "admin change");
+        tracing::info!(actor = %entry.actor, action = %entry.action, event_id = %event_id, detail = %entry.detail, "admin change");
     }
 
     pub async fn create_event(&self, mut config: EventConfig, actor: &str) -> Result<(), Error> {
@@ -214,6 +217,7 @@ impl WaitingRoom {
         by: u64,
         actor: &str,
     ) -> Result<u64, Error> {
+        check_count("increment_by", by, 0)?;
         let config = self.event(event_id).await?;
         match config.state(self.now_ms()) {
             EventState::Open => {}
@@ -247,20 +251,20 @@ impl WaitingRoom {
         request: NewCodes,
         actor: &str,
     ) -> Result<Vec<BypassCode>, Error> {
-        if request.uses == 0 {
-            return Err(Error::Invalid("uses must be at least 1".into()));
-        }
-        let mut spellings = request.codes;
-        // Random codes: 16 hex digits of a v4 UUID (64 random bits), upper case for reading.
-        spellings.extend(
-            (0..request.count)
-                .map(|_| uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase()),
-        );
-        if spellings.is_empty() || spellings.len() > MAX_CODES_PER_REQUEST {
+        check_count("uses", request.uses, 1)?;
+        // Counted before any is made: `count` alone could ask for billions.
+        let wanted = request.codes.len().saturating_add(request.count as usize);
+        if !(1..=MAX_CODES_PER_REQUEST).contains(&wanted) {
             return Err(Error::Invalid(format!(
                 "ask for between 1 and {MAX_CODES_PER_REQUEST} codes"
             )));
         }
+        let mut spellings = request.codes;
+        // Random codes: 16 hex digits of a v4 UUID (60 random bits), upper case for reading.
+        spellings.extend(
+            (0..request.count)
+                .map(|_| uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase()),
+        );
         let now = self.now_ms();
         let codes = spellings
             .into_iter()
@@ -417,8 +421,7 @@ fn describe(config: &EventConfig) -> String {
         ("end", end_at_ms),
     ] {
         if let Some(at) = at {
-            let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64);
-            parts.push(format!("{label} {}", httpdate::fmt_http_date(time)));
+            parts.push(format!("{label} {}", date(at)));
         }
     }
     if config.paused {
@@ -434,4 +437,64 @@ fn describe(config: &EventConfig) -> String {
         parts.push(format!("message \"{}\"", config.message));
     }
     parts.join(" · ")
+}
+
+/// A time for the audit trail: an HTTP date, or the raw milliseconds for a time no calendar
+/// formatter takes (validation keeps such times out; the trail must never fail on one).
+fn date(at_ms: i64) -> String {
+    // httpdate takes years 1970 to 9999 and panics beyond.
+    const YEAR_10000_MS: i64 = 253_402_300_800_000;
+    if (0..YEAR_10000_MS).contains(&at_ms) {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms as u64);
+        httpdate::fmt_http_date(time)
+    } else {
+        format!("{at_ms} ms after the epoch")
+    }
+}
+
+/// `text` with every control character (and the Unicode line separators) written as an escape,
+/// so it stays on one line of a log or of the audit trail.
+pub fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_format_whatever_the_time() {
+        assert_eq!(date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(date(253_402_300_799_999), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(
+            date(253_402_300_800_000),
+            "253402300800000 ms after the epoch"
+        );
+        assert_eq!(date(i64::MIN), format!("{} ms after the epoch", i64::MIN));
+        assert_eq!(date(i64::MAX), format!("{} ms after the epoch", i64::MAX));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            escape_controls("Sale\r\n2026-01-01 INFO forged\u{1b}[31m"),
+            "Sale\\r\\n2026-01-01 INFO forged\\u{1b}[31m"
+        );
+        assert_eq!(
+            escape_controls("a\u{2028}b\tc\u{9b}"),
+            "a\\u{2028}b\\tc\\u{9b}"
+        );
+        assert_eq!(
+            escape_controls("Grande braderie · été"),
+            "Grande braderie · été"
+        );
+    }
 }
