@@ -263,9 +263,14 @@ async fn bad_input_gets_a_json_4xx_and_assigns_nothing() {
             "unknown_event",
         ),
         (
-            "/status?event_id=nope&request_id=9b2f2a0e-5a4e-4d0c-9b59-2a4f5a0d8c11",
+            "/status?event_id=nope&request_id=0000019b771e6800000000000000000009b2f2a05a4e4d0c9b592a4f5a0d8c11",
             StatusCode::NOT_FOUND,
             "unknown_event",
+        ),
+        (
+            "/status?event_id=demo&request_id=9b2f2a0e-5a4e-4d0c-9b59-2a4f5a0d8c11",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
         ),
         (
             "/authorize?event_id=demo",
@@ -389,7 +394,7 @@ async fn serving_num_is_cacheable_and_revalidates_with_304() {
         Method::GET,
         &format!(
             "/status?event_id=demo&request_id={}",
-            waiting_room_core::domain::RequestId::new()
+            waiting_room_core::domain::RequestId::new(0, 0)
         ),
         None,
         &[],
@@ -478,7 +483,7 @@ async fn generate_token_answers_each_state_with_its_status() {
     let (local, _) = room().await;
     let app = local.router();
     let unknown =
-        json!({"event_id": "demo", "request_id": waiting_room_core::domain::RequestId::new()});
+        json!({"event_id": "demo", "request_id": waiting_room_core::domain::RequestId::new(0, 0)});
     let answer = call(&app, Method::POST, "/generate_token", Some(unknown), &[]).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.body["code"], "unknown_request");
@@ -551,15 +556,14 @@ async fn generate_token_answers_each_state_with_its_status() {
 
 #[tokio::test]
 async fn reset_forgets_positions_and_changes_the_validator() {
-    let (local, clock) = room().await;
+    let (local, _) = room().await;
     let app = local.router();
     let request_id = enqueue(&app, "demo").await;
     drain(&local).await;
     increment(&app, "demo", 1).await;
     let before = call(&app, Method::GET, "/serving_num?event_id=demo", None, &[]).await;
-    // Request ids carry real time: reset at a real instant after the first visitor arrived.
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    clock.set_ms(SystemClock.now_ms());
+    // A visitor who joined just before the reset and is still in the buffer: same millisecond.
+    let buffered_before = enqueue(&app, "demo").await;
 
     let reset = call(
         &app,
@@ -588,11 +592,9 @@ async fn reset_forgets_positions_and_changes_the_validator() {
         &[],
     )
     .await;
-    assert_eq!(
-        old.status,
-        StatusCode::NOT_FOUND,
-        "the old position is gone, and will never come: the page joins again"
-    );
+    // The old position is gone, and the AWS solution's clients learn it from a 404: they join
+    // again (a 202 would keep them polling forever).
+    assert_eq!(old.status, StatusCode::NOT_FOUND, "{}", old.body);
     assert_eq!(old.body["code"], "unknown_request");
 
     // The page learns that its old place is gone, and joins again.
@@ -607,7 +609,21 @@ async fn reset_forgets_positions_and_changes_the_validator() {
     assert_eq!(forgotten.status, StatusCode::NOT_FOUND);
     assert_eq!(forgotten.body["code"], "unknown_request");
 
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    // Joined before the reset, in the same millisecond, not yet placed: its line is gone too,
+    // and its message takes no place in the new one.
+    for route in ["queue_num", "status"] {
+        let answer = call(
+            &app,
+            Method::GET,
+            &format!("/{route}?event_id=demo&request_id={buffered_before}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{route}");
+    }
+
+    // Joined after the reset, still in the same millisecond: kept.
     let fresh = enqueue(&app, "demo").await;
     let buffered = call(
         &app,
@@ -633,13 +649,30 @@ async fn reset_forgets_positions_and_changes_the_validator() {
     )
     .await;
     assert_eq!(position.body["queue_number"], 1, "numbering starts over");
+    for route in ["queue_num", "status"] {
+        let answer = call(
+            &app,
+            Method::GET,
+            &format!("/{route}?event_id=demo&request_id={buffered_before}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{route}: never placed"
+        );
+    }
+    let counters = local.room.counters(&event("demo")).await.unwrap();
+    assert_eq!(counters.queue_counter, 1, "the wiped join took no place");
 }
 
 #[tokio::test]
 async fn a_request_never_assigned_is_eventually_reported_unknown() {
     let (local, clock) = room().await;
     let app = local.router();
-    let lost = waiting_room_core::domain::RequestId::new();
+    let lost = waiting_room_core::domain::RequestId::new(clock.now_ms(), 0);
     let uri = format!("/status?event_id=demo&request_id={lost}");
     assert_eq!(
         call(&app, Method::GET, &uri, None, &[]).await.status,
@@ -913,7 +946,7 @@ async fn each_lambda_router_serves_only_its_own_routes() {
         &reads,
         Method::POST,
         "/generate_token",
-        Some(json!({"event_id": "demo", "request_id": RequestId::new()})),
+        Some(json!({"event_id": "demo", "request_id": RequestId::new(0, 0)})),
         &[],
     )
     .await;
@@ -942,17 +975,21 @@ async fn each_lambda_router_serves_only_its_own_routes() {
 }
 
 #[tokio::test]
-async fn over_tcp_a_client_joining_in_a_loop_is_slowed_with_429() {
-    use waiting_room_core::http::ClientLimit;
+async fn over_tcp_a_client_joining_looking_up_or_claiming_in_a_loop_is_slowed_with_429() {
+    use waiting_room_core::http::{ClientLimit, ClientLimits};
     let mut settings = LocalSettings::new(
         ADMIN_KEY.into(),
         SigningKey::generate(KeyAlgorithm::EdDSA).unwrap(),
     );
     settings.events = vec![event("demo")];
-    settings.client_limit = Some(ClientLimit {
+    let slow = ClientLimit {
         burst: 3.0,
         per_second: 0.1,
-    });
+    };
+    settings.client_limits = ClientLimits {
+        joins: Some(slow),
+        lookups: Some(slow),
+    };
     let local = LocalRoom::build(settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -974,6 +1011,31 @@ async fn over_tcp_a_client_joining_in_a_loop_is_slowed_with_429() {
     assert_eq!(limited.headers()["retry-after"], "10");
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["code"], "rate_limited");
+    // Guessing at request ids, by looking them up or claiming their tokens, meets a limit of
+    // its own (each kind its own bucket: a spent join budget leaves the look-ups alone).
+    let guess = RequestId::new(SystemClock.now_ms(), 0);
+    for (route, send) in [
+        (
+            "queue_num",
+            http.get(format!("{base}/queue_num?event_id=demo&request_id={guess}")),
+        ),
+        (
+            "generate_token",
+            http.post(format!("{base}/generate_token"))
+                .json(&json!({"event_id": "demo", "request_id": guess})),
+        ),
+    ] {
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let answer = send.try_clone().unwrap().send().await.unwrap();
+            statuses.push(answer.status().as_u16());
+        }
+        assert_eq!(statuses[3], 429, "{route}: {statuses:?}");
+        assert!(
+            statuses[..3].iter().all(|s| *s != 429),
+            "{route}: {statuses:?}"
+        );
+    }
     // Polling is not limited: a visitor in line may poll as the page asks.
     for _ in 0..30 {
         let poll = http

@@ -2,28 +2,9 @@
 //! same counters as CloudWatch EMF on Lambda. (One test in this binary: the counters are
 //! process-wide, so the figures below are exact.)
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use waiting_room_core::metrics;
 use waiting_room_tests::*;
-
-async fn scrape(app: &axum::Router) -> String {
-    use tower::ServiceExt;
-    let response = app
-        .clone()
-        .oneshot(
-            axum::http::Request::get("/metrics")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
 
 #[tokio::test]
 async fn the_room_counts_what_it_does_for_prometheus_and_cloudwatch() {
@@ -60,7 +41,7 @@ async fn the_room_counts_what_it_does_for_prometheus_and_cloudwatch() {
     .await;
     call(&app, Method::GET, "/serving_num?event_id=nope", None, &[]).await;
 
-    let text = scrape(&app).await;
+    let text = scrape_metrics(&app).await;
     for line in [
         "waiting_room_enqueued_total 3",
         "waiting_room_positions_assigned_total 3",

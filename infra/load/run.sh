@@ -47,9 +47,9 @@ stop() {
 trap stop EXIT
 
 start_server() { # port algorithm log
-  # Every simulated visitor comes from 127.0.0.1: the per-address join limit is off.
+  # Every simulated visitor comes from 127.0.0.1: the per-address limits are off.
   RUST_LOG=warn target/release/waiting-room serve --listen "127.0.0.1:$1" --admin-key "$ADMIN_KEY" \
-    --join-rate 0 \
+    --join-rate 0 --lookup-rate 0 \
     --algorithm "$2" --event burst --event wrkburst --event poll --event token --event auth \
     --event mix >"$3" 2>&1 &
   SERVERS+=($!)

@@ -16,7 +16,7 @@ use crate::adapters::{
 };
 use crate::domain::{EnqueueRequest, EventConfig, EventId};
 use crate::error::Error;
-use crate::http::{self, AdminAuth, ClientLimit};
+use crate::http::{self, AdminAuth, ClientLimits};
 use crate::ports::{BufferError, Clock, EnqueueBuffer, Store};
 use crate::service::{CacheSettings, WaitingRoom, run_memory_consumer, run_strategy_loop};
 use crate::token::{KeyRing, SigningKey, TokenIssuer};
@@ -58,8 +58,8 @@ pub struct LocalSettings {
     pub strategy_every: Duration,
     pub cache: CacheSettings,
     pub clock: Arc<dyn Clock>,
-    /// Joins per client address; `None` for no limit.
-    pub client_limit: Option<ClientLimit>,
+    /// Joins, look-ups and claims per client.
+    pub client_limits: ClientLimits,
     pub store: LocalStore,
 }
 
@@ -73,7 +73,7 @@ impl LocalSettings {
             strategy_every: Duration::from_secs(2),
             cache: CacheSettings::default(),
             clock: Arc::new(SystemClock),
-            client_limit: Some(ClientLimit::default()),
+            client_limits: ClientLimits::default(),
             store: LocalStore::Memory,
         }
     }
@@ -91,7 +91,7 @@ pub struct LocalRoom {
     intake: Intake,
     auth: AdminAuth,
     strategy_every: Duration,
-    client_limit: Option<ClientLimit>,
+    client_limits: ClientLimits,
 }
 
 impl LocalRoom {
@@ -136,7 +136,7 @@ impl LocalRoom {
             intake,
             auth: AdminAuth::Key(settings.admin_key.into()),
             strategy_every: settings.strategy_every,
-            client_limit: settings.client_limit,
+            client_limits: settings.client_limits,
         })
     }
 
@@ -149,16 +149,17 @@ impl LocalRoom {
         }
     }
 
-    /// The full router: public API, admin API and the embedded pages.
+    /// The full router: public API, admin API, the embedded pages, and the process's
+    /// Prometheus metrics, which take the admin key as the admin API does (they tell traffic
+    /// and error rates: not for everyone).
     pub fn router(&self) -> axum::Router {
-        let api = match self.client_limit {
-            Some(limit) => http::limited_router(self.room.clone(), self.auth.clone(), limit),
-            None => http::router(self.room.clone(), self.auth.clone()),
-        };
-        api.merge(crate::web::routes()).route(
+        let api = http::limited_router(self.room.clone(), self.auth.clone(), self.client_limits);
+        let metrics = axum::Router::new().route(
             "/metrics",
             axum::routing::get(|| async { crate::metrics::prometheus() }),
-        )
+        );
+        api.merge(crate::web::routes())
+            .merge(http::admin::require_admin(metrics, self.auth.clone()))
     }
 
     /// Serves until `shutdown` completes, with the consumer and strategy runner alongside.
@@ -174,7 +175,7 @@ impl LocalRoom {
             Intake::Sqs(queue) => tokio::spawn(poll_sqs(self.room.clone(), queue.clone())),
         };
         let runner = tokio::spawn(run_strategy_loop(self.room.clone(), self.strategy_every));
-        // The peer address feeds the per-client join limit.
+        // The peer address feeds the per-client limits.
         let app = self
             .router()
             .into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use waiting_room_core::adapters::{AwsConfig, AwsSettings};
 use waiting_room_core::domain::EventId;
-use waiting_room_core::http::ClientLimit;
+use waiting_room_core::http::admin::generate_admin_key;
+use waiting_room_core::http::{ClientLimit, ClientLimits};
 use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
 
@@ -66,13 +67,20 @@ struct ServeArgs {
     /// Seconds between two passes of the strategy runner.
     #[arg(long, env = "WR_STRATEGY_EVERY", default_value_t = 2)]
     strategy_every: u64,
-    /// Joins (enqueue, code redemption) refilled per second per client address; 0 turns the
-    /// limit off (e.g. for load tests from one address).
-    #[arg(long, env = "WR_JOIN_RATE", default_value_t = 2.0)]
+    /// Joins (enqueue, code redemption) refilled per second per client address, and as many
+    /// token claims; 0 turns the limit off (e.g. for load tests from one address).
+    #[arg(long, env = "WR_JOIN_RATE", default_value_t = ClientLimit::JOINS.per_second)]
     join_rate: f64,
-    /// Joins a client address may make at once.
-    #[arg(long, env = "WR_JOIN_BURST", default_value_t = 20.0)]
+    /// Joins (and claims) a client address may make at once.
+    #[arg(long, env = "WR_JOIN_BURST", default_value_t = ClientLimit::JOINS.burst)]
     join_burst: f64,
+    /// Look-ups of a request (`/queue_num`, `/queue_pos_expiry`, `/status`) refilled per
+    /// second per client address; 0 turns the limit off.
+    #[arg(long, env = "WR_LOOKUP_RATE", default_value_t = ClientLimit::LOOKUPS.per_second)]
+    lookup_rate: f64,
+    /// Look-ups a client address may make at once.
+    #[arg(long, env = "WR_LOOKUP_BURST", default_value_t = ClientLimit::LOOKUPS.burst)]
+    lookup_burst: f64,
     /// Where positions, counters and tokens live: in this process, or in DynamoDB with
     /// enqueues buffered on SQS (region, credentials and `AWS_ENDPOINT_URL` from the
     /// environment, as for any AWS SDK).
@@ -159,7 +167,12 @@ fn load_key(args: &ServeArgs) -> Result<SigningKey, String> {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let signing_key = load_key(&args)?;
-    let admin_key = args.admin_key.clone().unwrap_or_else(random_admin_key);
+    // A key the operator chose is theirs to know: only a generated one is printed.
+    let (admin_key, generated) = match args.admin_key.clone() {
+        Some(key) if key.trim().is_empty() => return Err("--admin-key must not be empty".into()),
+        Some(key) => (key, false),
+        None => (generate_admin_key(), true),
+    };
     let events = args
         .events
         .iter()
@@ -171,10 +184,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     settings.issuer = args.issuer.clone();
     settings.events = events;
     settings.strategy_every = Duration::from_secs(args.strategy_every.max(1));
-    settings.client_limit = (args.join_rate > 0.0).then_some(ClientLimit {
-        burst: args.join_burst.max(1.0),
-        per_second: args.join_rate,
-    });
+    let limit = |per_second: f64, burst: f64| {
+        (per_second > 0.0).then_some(ClientLimit {
+            burst: burst.max(1.0),
+            per_second,
+        })
+    };
+    settings.client_limits = ClientLimits {
+        joins: limit(args.join_rate, args.join_burst),
+        lookups: limit(args.lookup_rate, args.lookup_burst),
+    };
     settings.store = match (args.store, args.table.clone(), args.queue_url.clone()) {
         (StoreKind::Dynamodb, Some(table), Some(queue_url)) => LocalStore::Aws {
             aws: AwsConfig::from_env().await,
@@ -201,7 +220,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("  visitor page   {base}/waiting-room.html?event_id={event}");
     println!("  control panel  {base}/control-panel.html");
     println!("  API            {base}  (JWKS at {base}/.well-known/jwks.json, key id {kid})");
-    println!("  admin key      {admin_key}");
+    if generated {
+        println!("  admin key      {admin_key}  (generated for this run)");
+    } else {
+        println!("  admin key      as given (--admin-key or WR_ADMIN_KEY)");
+    }
     if let (StoreKind::Dynamodb, Some(table), Some(queue_url)) =
         (args.store, &args.table, &args.queue_url)
     {
@@ -214,11 +237,4 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
-}
-
-/// A random admin key: a v4 UUID (122 random bits from the OS), hex encoded.
-fn random_admin_key() -> String {
-    waiting_room_core::domain::RequestId::new()
-        .to_string()
-        .replace('-', "")
 }

@@ -69,7 +69,7 @@ struct AuditParams {
 }
 
 pub fn routes(auth: AdminAuth) -> Router<Arc<WaitingRoom>> {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/increment_serving_counter",
             post(increment_serving_counter),
@@ -86,10 +86,18 @@ pub fn routes(auth: AdminAuth) -> Router<Arc<WaitingRoom>> {
         .route("/admin/events/{event_id}/codes", post(create_codes))
         .route("/admin/events/{event_id}/reopen", post(reopen))
         .route("/admin/events/{event_id}/metrics", get(metrics))
-        .route("/admin/events/{event_id}/audit", get(audit))
-        .layer(middleware::from_fn(move |req, next| {
-            check(auth.clone(), req, next)
-        }))
+        .route("/admin/events/{event_id}/audit", get(audit));
+    require_admin(routes, auth)
+}
+
+/// `routes` answer only callers the admin API accepts (`401` otherwise), never cached.
+pub fn require_admin<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    auth: AdminAuth,
+) -> Router<S> {
+    routes.layer(middleware::from_fn(move |req, next| {
+        check(auth.clone(), req, next)
+    }))
 }
 
 async fn check(auth: AdminAuth, mut req: Request, next: Next) -> Response {
@@ -106,7 +114,7 @@ async fn check(auth: AdminAuth, mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(bearer);
         let key_matches = matches!((key, presented),
-            (Some(key), Some(given)) if constant_time_eq(key.as_bytes(), given.as_bytes()));
+            (Some(key), Some(given)) if same_key(key, given));
         if !key_matches {
             return ApiError::unauthorized_admin().into_response();
         }
@@ -115,9 +123,23 @@ async fn check(auth: AdminAuth, mut req: Request, next: Next) -> Response {
     private(next.run(req).await)
 }
 
-/// Compares secrets without leaking where they differ through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares the admin key with a presented one without leaking, through timing, where they
+/// differ or how long the key is: both are hashed to 32 bytes first (the presented key's own
+/// length is the caller's to know), then compared in constant time.
+fn same_key(key: &str, presented: &str) -> bool {
+    use aws_lc_rs::digest::{SHA256, digest};
+    use subtle::ConstantTimeEq;
+    let (key, presented) = (
+        digest(&SHA256, key.as_bytes()),
+        digest(&SHA256, presented.as_bytes()),
+    );
+    key.as_ref().ct_eq(presented.as_ref()).into()
+}
+
+/// A random admin key for a server started without one: 32 hex digits from the OS generator
+/// (a v4 UUID: 122 random bits).
+pub fn generate_admin_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn event_path(raw: &str) -> Result<EventId, ApiError> {
@@ -285,4 +307,26 @@ async fn audit(
             .await?,
     )
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_key_matches() {
+        assert!(same_key("s3cret-key", "s3cret-key"));
+        assert!(!same_key("s3cret-key", "s3cret-kez"));
+        assert!(!same_key("s3cret-key", "s3cret-key "));
+        assert!(!same_key("s3cret-key", "s3cret"));
+        assert!(!same_key("s3cret-key", ""));
+    }
+
+    #[test]
+    fn generated_keys_are_long_and_distinct() {
+        let (a, b) = (generate_admin_key(), generate_admin_key());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
 }

@@ -16,7 +16,7 @@ use axum::http::{Method, header};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use admin::AdminAuth;
-pub use client_limit::{ClientLimit, ClientLimiter};
+pub use client_limit::{ClientKey, ClientLimit, ClientLimiter, ClientLimits};
 use error::ApiError;
 
 use crate::service::WaitingRoom;
@@ -49,19 +49,33 @@ pub fn router(room: Arc<WaitingRoom>, auth: AdminAuth) -> Router {
     finish(public::routes().merge(admin::routes(auth)), room)
 }
 
-/// Public and admin routes with a per-client limit on joining the line (the local server,
-/// which has no API Gateway in front of it).
-pub fn limited_router(room: Arc<WaitingRoom>, auth: AdminAuth, limit: ClientLimit) -> Router {
-    let limiter = ClientLimiter::new(limit);
-    let joins =
-        public::enqueue_routes().route_layer(axum::middleware::from_fn(move |request, next| {
-            limiter.clone().check(request, next)
-        }));
-    let routes = joins
-        .merge(public::read_routes())
-        .merge(public::token_routes())
+/// Public and admin routes with per-client limits on joining the line, looking requests up
+/// and claiming tokens (the local server, which has no API Gateway in front of it).
+pub fn limited_router(room: Arc<WaitingRoom>, auth: AdminAuth, limits: ClientLimits) -> Router {
+    let routes = limit(public::enqueue_routes(), limits.joins, "joins")
+        .merge(limit(public::lookup_routes(), limits.lookups, "look-ups"))
+        .merge(public::shared_read_routes())
+        .merge(limit(public::claim_routes(), limits.joins, "token claims"))
+        .merge(public::key_routes())
         .merge(admin::routes(auth));
     finish(routes, room)
+}
+
+/// `routes`, each limited per client by a bucket table of its own when `limit` is set.
+fn limit(
+    routes: Router<Arc<WaitingRoom>>,
+    limit: Option<ClientLimit>,
+    guards: &'static str,
+) -> Router<Arc<WaitingRoom>> {
+    match limit {
+        Some(limit) => {
+            let limiter = ClientLimiter::new(limit, guards);
+            routes.route_layer(axum::middleware::from_fn(move |request, next| {
+                limiter.clone().check(request, next)
+            }))
+        }
+        None => routes,
+    }
 }
 
 fn finish(routes: Router<Arc<WaitingRoom>>, room: Arc<WaitingRoom>) -> Router {

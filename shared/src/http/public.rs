@@ -24,8 +24,14 @@ struct EventParam {
     event_id: EventId,
 }
 
+/// `/public_key`'s optional event: parsed only so that a malformed one is refused, since every
+/// event shares the key.
 #[derive(Deserialize)]
 struct OptionalEventParam {
+    #[expect(
+        dead_code,
+        reason = "read by the extractor only, to refuse malformed ids"
+    )]
     event_id: Option<EventId>,
 }
 
@@ -49,20 +55,39 @@ pub fn enqueue_routes() -> Router<Arc<WaitingRoom>> {
 
 /// The polled reads: store reads only, most of them cacheable.
 pub fn read_routes() -> Router<Arc<WaitingRoom>> {
+    lookup_routes().merge(shared_read_routes())
+}
+
+/// Reads of one visitor's own request (limited per client on the local server).
+pub fn lookup_routes() -> Router<Arc<WaitingRoom>> {
     Router::new()
         .route("/queue_num", get(queue_num))
-        .route("/serving_num", get(serving_num))
-        .route("/waiting_num", get(waiting_num))
         .route("/queue_pos_expiry", get(queue_pos_expiry))
         .route("/status", get(status))
+}
+
+/// Reads that are the same for every visitor of an event (cacheable).
+pub fn shared_read_routes() -> Router<Arc<WaitingRoom>> {
+    Router::new()
+        .route("/serving_num", get(serving_num))
+        .route("/waiting_num", get(waiting_num))
         .route("/event_state", get(event_state))
         .route("/event_info", get(event_info))
 }
 
 /// Tokens: issue, publish the keys, and the HTTP authorizer; the only routes using the key.
 pub fn token_routes() -> Router<Arc<WaitingRoom>> {
+    claim_routes().merge(key_routes())
+}
+
+/// Claiming a served request's token set (limited per client on the local server).
+pub fn claim_routes() -> Router<Arc<WaitingRoom>> {
+    Router::new().route("/generate_token", post(generate_token))
+}
+
+/// The verification keys and the HTTP authorizer.
+pub fn key_routes() -> Router<Arc<WaitingRoom>> {
     Router::new()
-        .route("/generate_token", post(generate_token))
         .route("/public_key", get(public_key))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/authorize", get(authorize))
@@ -245,15 +270,16 @@ async fn jwks(State(room): Room) -> Result<Response, ApiError> {
 }
 
 /// The authorizer over plain HTTP: 200 with the claims, 401 without or with a bad token,
-/// 403 revoked or for another event.
+/// 403 revoked or for another event. The event is required: a main app checks passes to its
+/// own event, never "a pass to any event of this room" (`400` without one).
 async fn authorize(
     State(room): Room,
     headers: HeaderMap,
-    Params(q): Params<OptionalEventParam>,
+    Params(q): Params<EventParam>,
 ) -> Result<Response, ApiError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let claims = room.authorize(authorization, q.event_id.as_ref()).await?;
+    let claims = room.authorize(authorization, Some(&q.event_id)).await?;
     Ok(cacheable::private(Json(claims)))
 }
