@@ -66,6 +66,15 @@ pub fn routes() -> Router {
     router
 }
 
+/// What the pages may load and who may frame them: their own scripts, styles and API, the
+/// inline SVG icon, no plug-ins, no framing (clickjacking of the panel's buttons), no referrer
+/// (a visitor's URL carries their event). CloudFront sends the same headers with the pages
+/// (`PageHeadersPolicy` in `template.yaml`; a test below keeps the two equal).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+pub const FRAME_OPTIONS: &str = "DENY";
+pub const REFERRER_POLICY: &str = "no-referrer";
+
 fn file(content_type: &'static str, body: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -74,5 +83,84 @@ fn file(content_type: &'static str, body: &'static str) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
     );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static(FRAME_OPTIONS),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static(REFERRER_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template's policy for the pages, as CloudFront applies it: the lines of the
+    /// `PageHeadersPolicy` resource, up to the next resource.
+    fn page_headers_policy() -> String {
+        let template = include_str!("../../template.yaml");
+        let start = template
+            .find("\n  PageHeadersPolicy:\n")
+            .expect("template.yaml defines PageHeadersPolicy");
+        template[start + 1..]
+            .lines()
+            .enumerate()
+            .take_while(|(i, line)| *i == 0 || line.is_empty() || line.starts_with("   "))
+            .map(|(_, line)| format!("{}\n", line.trim()))
+            .collect()
+    }
+
+    #[test]
+    fn pages_carry_the_headers_cloudfront_sets() {
+        let policy = page_headers_policy();
+        assert!(
+            policy.contains(&format!(
+                "ContentSecurityPolicy: \"{CONTENT_SECURITY_POLICY}\""
+            )),
+            "template CSP differs from the local server's:\n{policy}"
+        );
+        assert!(policy.contains(&format!("FrameOption: {FRAME_OPTIONS}")));
+        assert!(policy.contains(&format!("ReferrerPolicy: {REFERRER_POLICY}")));
+        assert!(policy.contains("ContentTypeOptions:"));
+        let template = include_str!("../../template.yaml");
+        assert!(
+            template.contains("ResponseHeadersPolicyId: !Ref PageHeadersPolicy"),
+            "the pages' behaviour uses the policy"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_page_and_asset_is_served_with_them() {
+        use tower::ServiceExt;
+        for &(path, _, _) in FILES {
+            let response = routes()
+                .oneshot(
+                    axum::http::Request::get(path)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let headers = response.headers();
+            assert_eq!(
+                headers[header::CONTENT_SECURITY_POLICY],
+                CONTENT_SECURITY_POLICY,
+                "{path}"
+            );
+            assert_eq!(headers[header::X_FRAME_OPTIONS], FRAME_OPTIONS, "{path}");
+            assert_eq!(headers[header::REFERRER_POLICY], REFERRER_POLICY, "{path}");
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        }
+    }
 }

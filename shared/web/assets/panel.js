@@ -22,11 +22,12 @@
   var $ = function (id) { return document.getElementById(id); };
   var numbers = new Intl.NumberFormat();
 
-  // Same origin unless <meta name="wr-api"> (deploy-time, wins) or `?api=` says otherwise.
-  // The sign-in form shows a foreign API's address, so nobody types the key into a stranger's.
+  // Same origin, or the API the deploy-time <meta name="wr-api"> names. Never an address from
+  // the URL: the panel signs in with the saved key on load, so a crafted link would hand the
+  // key to whoever it named. The sign-in form shows a foreign API's address.
   function apiBase() {
     var meta = document.querySelector('meta[name="wr-api"]');
-    var raw = (meta && meta.content) || new URLSearchParams(location.search).get("api") || "";
+    var raw = (meta && meta.content) || "";
     try {
       var url = raw ? new URL(raw, location.href) : null;
       return url && /^https?:$/.test(url.protocol) ? url.href.replace(/\/+$/, "") : "";
@@ -150,7 +151,7 @@
     }
     $("dash").hidden = !id;
     if (!id) return;
-    var visitor = "waiting-room.html?event_id=" + encodeURIComponent(id) + (API ? "&api=" + encodeURIComponent(API) : "");
+    var visitor = "waiting-room.html?event_id=" + encodeURIComponent(id);
     $("ev-visitor-link").href = visitor;
     $("audit").textContent = "";
     refresh(true);

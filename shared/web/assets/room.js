@@ -51,12 +51,12 @@
 
   // ---- configuration -------------------------------------------------------------------
 
-  // Same origin by default. The deploy-time <meta name="wr-api"> points the page at an API on
-  // another origin (pages on S3/CloudFront, API on API Gateway) and, when set, wins over
-  // `?api=`: a crafted link must not send a visitor to a look-alike API that redirects anywhere.
+  // Same origin, or the API the deploy-time <meta name="wr-api"> names (pages and API on
+  // different origins). Never an address from the URL: a crafted link must not send a visitor
+  // to a look-alike API that redirects them anywhere with their token.
   function apiBase() {
     var meta = document.querySelector('meta[name="wr-api"]');
-    var raw = (meta && meta.content) || params.get("api") || "";
+    var raw = (meta && meta.content) || "";
     if (!raw) return "";
     try {
       var url = new URL(raw, location.href);
