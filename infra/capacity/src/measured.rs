@@ -432,12 +432,9 @@ mod tests {
     /// until `bash infra/capacity/measure.sh` is run again. Needs moto (`WR_TEST_AWS_ENDPOINT`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_call_the_store_makes_has_a_measured_cost() {
-        let Ok(endpoint) = std::env::var("WR_TEST_AWS_ENDPOINT") else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI needs WR_TEST_AWS_ENDPOINT (moto)"
-            );
-            eprintln!("skipped: WR_TEST_AWS_ENDPOINT not set (see infra/moto.sh)");
+        let Some(endpoint) =
+            waiting_room_core::adapters::aws::test_endpoint("capacity measurement")
+        else {
             return;
         };
         let table = format!("wr-capacity-{}", std::process::id());

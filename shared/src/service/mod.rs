@@ -60,6 +60,8 @@ pub struct WaitingRoom {
     clock: Arc<dyn Clock>,
     tokens: Option<TokenIssuer>,
     configs: TtlCache<EventId, Option<EventConfig>>,
+    /// The event's generation, which enqueue stamps on every request id.
+    generations: TtlCache<EventId, Option<u64>>,
     /// Swapped atomically on each load: the cached reads take no lock (see [`TtlCache`]).
     views: TtlCache<EventId, Option<Arc<EventView>>>,
     /// Guards the authorizer's revocation lookups.
@@ -74,6 +76,7 @@ impl WaitingRoom {
             clock,
             tokens: None,
             configs: TtlCache::new(cache.config_ttl),
+            generations: TtlCache::new(cache.counters_ttl),
             views: TtlCache::new(cache.counters_ttl),
             revocations: CircuitBreaker::new(BreakerSettings::default()),
         }
@@ -133,6 +136,19 @@ impl WaitingRoom {
             .ok_or(Error::UnknownEvent)
     }
 
+    /// The event's generation from the in-process cache (one read of the counters, no more:
+    /// enqueue needs nothing else from them).
+    pub(crate) async fn cached_generation(&self, event_id: &EventId) -> Result<u64, Error> {
+        self.generations
+            .get_or_load(event_id, || async {
+                let counters = self.store.counters(event_id).await?;
+                Ok::<_, Error>(counters.map(|c| c.generation))
+            })
+            .await?
+            .as_ref()
+            .ok_or(Error::UnknownEvent)
+    }
+
     /// Config, counters, admission rate and the shared answers from the in-process cache: what
     /// every poll reads.
     pub async fn view(&self, event_id: &EventId) -> Result<Arc<EventView>, Error> {
@@ -172,6 +188,7 @@ impl WaitingRoom {
     /// Drops what this process cached about an event after it changed it.
     fn invalidate(&self, event_id: &EventId) {
         self.configs.invalidate(event_id);
+        self.generations.invalidate(event_id);
         self.views.invalidate(event_id);
     }
 }

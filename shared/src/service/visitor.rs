@@ -118,19 +118,20 @@ pub struct QueueStatus {
 }
 
 impl WaitingRoom {
-    /// A new visitor's request, if the event takes visitors now (the cached view decides:
-    /// not before the line opens, not once the event is over). Its id carries the generation
-    /// the view shows: a join that lands just after a reset, while this process still shows
-    /// the previous one, counts as made before it (dropped, reported gone, joined again).
+    /// A new visitor's request, if the event takes visitors now (the cached config decides:
+    /// not before the line opens, not once the event is over). Its id carries the cached
+    /// generation: a join that lands just after a reset, while this process still has the
+    /// previous one, counts as made before it (dropped, reported gone, joined again).
     async fn arrival(&self, event_id: &EventId) -> Result<EnqueueRequest, Error> {
-        let view = self.view(event_id).await?;
+        let config = self.cached_config(event_id).await?;
+        let generation = self.cached_generation(event_id).await?;
         let now = self.now_ms();
-        match view.config.state(now) {
+        match config.state(now) {
             EventState::NotOpen => Err(Error::NotOpen),
             EventState::Closed => Err(Error::Closed),
             EventState::PreQueue | EventState::Open | EventState::Paused => Ok(EnqueueRequest {
                 event_id: event_id.clone(),
-                request_id: RequestId::new(now, view.counters.generation),
+                request_id: RequestId::new(now, generation),
                 entry_time_ms: now,
             }),
         }

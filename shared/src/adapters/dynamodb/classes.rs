@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn every_key_the_store_builds_has_its_class() {
         let event = EventId::parse("e").unwrap();
-        let request = RequestId::new();
+        let request = RequestId::new(0, 0);
         let [event_put, catalog_put] = keys::create_event(&EventConfig::new(event.clone()), 0);
         let code = BypassCode {
             code: "CODE1".into(),
