@@ -1189,7 +1189,7 @@ async fn queue_num_gives_the_arrival_number_a_page_places_itself_with() {
     }
 
     // A request the room never assigned, from long ago: forgotten (404), not "not yet".
-    let lost = RequestId::new();
+    let lost = RequestId::new(clock.now_ms(), 0);
     assert_eq!(ask(lost).await.status, StatusCode::ACCEPTED);
     clock.advance_ms(16 * 60 * 1000);
     let forgotten = ask(lost).await;

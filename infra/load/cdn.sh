@@ -60,7 +60,7 @@ trap stop EXIT
 
 step "origin: $WR_BIN on $ORIGIN_PORT; edge on $EDGE_PORT"
 RUST_LOG=warn "$WR_BIN" serve --listen "127.0.0.1:$ORIGIN_PORT" --admin-key "$ADMIN_KEY" \
-  --join-rate 0 --strategy-every 1 >"$OUT/room.log" 2>&1 &
+  --join-rate 0 --lookup-rate 0 --strategy-every 1 >"$OUT/room.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$ORIGIN_PORT/serving_num?event_id=demo" >/dev/null && break

@@ -49,8 +49,9 @@ impl ClientLimit {
         burst: 20.0,
         per_second: 2.0,
     };
-    /// Look-ups of one's own place: a page asks at most once a second, and several visitors
-    /// may share an address (offices, mobile networks).
+    /// Look-ups of one's own place: a page asks for its position once or twice (with a
+    /// backoff), scripts polling `/status` follow `next_poll_ms` (a second at least), and many
+    /// visitors may share an address (offices, mobile networks).
     pub const LOOKUPS: Self = Self {
         burst: 100.0,
         per_second: 20.0,
