@@ -124,9 +124,10 @@ function startTarget() {
 // Starts the binary on a free port (port 0) and reads the address it prints.
 function startServer() {
   return new Promise((resolve, reject) => {
-    // --join-rate 0: the live draw below joins 300 visitors from this one address.
+    // No per-address limits: the live draw below joins 300 visitors from this one address and
+    // looks each of them up.
     const args = ["serve", "--admin-key", ADMIN_KEY, "--listen", "127.0.0.1:0", "--event", "demo",
-      "--strategy-every", String(STRATEGY_EVERY_S), "--join-rate", "0"];
+      "--strategy-every", String(STRATEGY_EVERY_S), "--join-rate", "0", "--lookup-rate", "0"];
     const child = spawn(BIN, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: "warn" },
