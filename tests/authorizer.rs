@@ -194,6 +194,12 @@ async fn the_http_authorize_route_matches_the_lambda_decision() {
     )
     .await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
+    // A check that names no event would pass a token of any event of the room: refused.
+    for path in ["/authorize", "/authorize/orders/42"] {
+        let unnamed = call(&app, Method::GET, path, None, &[("authorization", &token)]).await;
+        assert_eq!(unnamed.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(unnamed.body["code"], "invalid_request");
+    }
     let forged = call(
         &app,
         Method::GET,

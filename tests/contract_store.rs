@@ -1057,6 +1057,19 @@ async fn expired_tokens_come_in_pages(b: &Backend) {
     );
 }
 
+/// None of `requests` has a record.
+async fn assert_unknown(store: &dyn Store, event_id: &EventId, requests: &[EnqueueRequest]) {
+    for request in requests {
+        assert_eq!(
+            store
+                .get_request(event_id, &request.request_id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
 async fn reset_forgets_requests_and_keeps_the_audit(b: &Backend) {
     let store = b.store.as_ref();
     let (event_id, visitors) = line(store, "reset", 5).await;
@@ -1100,15 +1113,7 @@ async fn reset_forgets_requests_and_keeps_the_audit(b: &Backend) {
         (c.serving_changed_at_ms, c.queue_changed_at_ms),
         (T0_MS + 50, T0_MS + 50)
     );
-    for visitor in &visitors {
-        assert_eq!(
-            store
-                .get_request(&event_id, &visitor.request_id)
-                .await
-                .unwrap(),
-            None
-        );
-    }
+    assert_unknown(store, &event_id, &visitors).await;
     assert_eq!(store.increment_for(&event_id, 1).await.unwrap(), None);
     assert!(
         store
@@ -1172,15 +1177,7 @@ async fn reset_forgets_requests_and_keeps_the_audit(b: &Backend) {
             wiped: 5
         }
     );
-    for visitor in &visitors {
-        assert_eq!(
-            store
-                .get_request(&event_id, &visitor.request_id)
-                .await
-                .unwrap(),
-            None
-        );
-    }
+    assert_unknown(store, &event_id, &visitors).await;
     assert_eq!(position(store, &event_id, &newcomers[0]).await, 1);
     let again = advance(store, &event_id, 2, T0_MS + 60).await;
     assert_eq!((again.previous, again.serving_counter), (0, 2));

@@ -554,6 +554,16 @@ async fn generate_token_answers_each_state_with_its_status() {
     assert_eq!(counters.tokens_issued, 1);
 }
 
+/// `/queue_num` and `/status` both answer `404 unknown_request` for `request_id` of `demo`.
+async fn assert_unknown_to_the_look_ups(app: &axum::Router, request_id: &RequestId) {
+    for route in ["queue_num", "status"] {
+        let uri = format!("/{route}?event_id=demo&request_id={request_id}");
+        let answer = call(app, Method::GET, &uri, None, &[]).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{route}");
+        assert_eq!(answer.body["code"], "unknown_request", "{route}");
+    }
+}
+
 #[tokio::test]
 async fn reset_forgets_positions_and_changes_the_validator() {
     let (local, _) = room().await;
@@ -611,17 +621,7 @@ async fn reset_forgets_positions_and_changes_the_validator() {
 
     // Joined before the reset, in the same millisecond, not yet placed: its line is gone too,
     // and its message takes no place in the new one.
-    for route in ["queue_num", "status"] {
-        let answer = call(
-            &app,
-            Method::GET,
-            &format!("/{route}?event_id=demo&request_id={buffered_before}"),
-            None,
-            &[],
-        )
-        .await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{route}");
-    }
+    assert_unknown_to_the_look_ups(&app, &buffered_before).await;
 
     // Joined after the reset, still in the same millisecond: kept.
     let fresh = enqueue(&app, "demo").await;
@@ -649,21 +649,7 @@ async fn reset_forgets_positions_and_changes_the_validator() {
     )
     .await;
     assert_eq!(position.body["queue_number"], 1, "numbering starts over");
-    for route in ["queue_num", "status"] {
-        let answer = call(
-            &app,
-            Method::GET,
-            &format!("/{route}?event_id=demo&request_id={buffered_before}"),
-            None,
-            &[],
-        )
-        .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::NOT_FOUND,
-            "{route}: never placed"
-        );
-    }
+    assert_unknown_to_the_look_ups(&app, &buffered_before).await;
     let counters = local.room.counters(&event("demo")).await.unwrap();
     assert_eq!(counters.queue_counter, 1, "the wiped join took no place");
 }
