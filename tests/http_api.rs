@@ -8,6 +8,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use waiting_room_core::adapters::SystemClock;
 use waiting_room_core::domain::RequestId;
+use waiting_room_core::domain::exits::{BUCKET_MS, SETTLE_MS};
 use waiting_room_core::http::{AdminAuth, router};
 use waiting_room_core::ports::Clock;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
@@ -463,7 +464,9 @@ async fn a_served_visitor_who_never_claims_loses_the_place_after_the_expiry() {
     assert_eq!(token.status, StatusCode::GONE);
     assert_eq!(token.body["code"], "position_expired");
 
-    // The strategy runner counts the expired place, so it no longer holds a MaxSize slot.
+    // Once the window's time bucket settles, the strategy runner counts the expired place, so
+    // it no longer holds a MaxSize slot.
+    clock.advance_ms(BUCKET_MS + SETTLE_MS);
     let config = local.room.event(&event("demo")).await.unwrap();
     let report = local.room.apply_strategy(&config).await.unwrap();
     assert_eq!(report.positions_expired, 1);
@@ -825,7 +828,8 @@ async fn expired_tokens_are_listed_page_by_page() {
         let answer = generate_token(&app, "demo", id).await;
         assert_eq!(answer.status, StatusCode::OK);
     }
-    clock.advance_ms(3_601_000);
+    // An hour later, once the expiry bucket has settled.
+    clock.advance_ms(3_601_000 + BUCKET_MS + SETTLE_MS);
     let config = local.room.event(&event("demo")).await.unwrap();
     assert_eq!(
         local

@@ -3,6 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
+use waiting_room_core::domain::exits::{BUCKET_MS, SETTLE_MS};
 use waiting_room_core::domain::{RequestId, Strategy};
 use waiting_room_core::server::LocalRoom;
 use waiting_room_tests::*;
@@ -157,7 +158,12 @@ async fn expired_tokens_free_their_slots() {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     }
     assert_eq!(pass(&local, "short").await.admitted, 0, "full");
+    // The tokens expire an hour on; their slots are counted free once their expiry's time
+    // bucket has settled, never before.
     clock.advance_ms(3_601_000);
+    let early = pass(&local, "short").await;
+    assert_eq!((early.tokens_expired, early.admitted), (0, 0), "not yet");
+    clock.advance_ms(BUCKET_MS + SETTLE_MS);
     let report = pass(&local, "short").await;
     assert_eq!(report.tokens_expired, 3);
     assert_eq!(report.admitted, 3);

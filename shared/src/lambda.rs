@@ -88,7 +88,9 @@ pub fn runner_budget(to_deadline: Duration) -> Duration {
 
 /// EventBridge schedules fire at most once a minute, so one invocation runs a pass every
 /// `every` until `budget` is spent (keep it under the function timeout and the schedule rate,
-/// so invocations do not overlap).
+/// so invocations do not overlap). When no event is busy (see
+/// [`crate::service::StrategyReport::busy`]) it stops after one pass: an idle room costs one
+/// short invocation a minute.
 pub async fn handle_schedule(
     room: &WaitingRoom,
     event: EventBridgeEvent,
@@ -100,11 +102,15 @@ pub async fn handle_schedule(
     let mut report = ScheduleReport::default();
     loop {
         let started = tokio::time::Instant::now();
+        let mut busy = false;
         match room.apply_strategies().await {
             Ok(results) => {
                 for (_, result) in results {
                     match result {
-                        Ok(pass) => report.admitted += pass.admitted,
+                        Ok(pass) => {
+                            report.admitted += pass.admitted;
+                            busy |= pass.busy;
+                        }
                         Err(_) => report.failures += 1,
                     }
                 }
@@ -113,7 +119,7 @@ pub async fn handle_schedule(
         }
         report.passes += 1;
         let next = started + every;
-        if next >= deadline {
+        if !busy || next >= deadline {
             return report;
         }
         tokio::time::sleep_until(next).await;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
+    Admission, BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
     RequestRecord, ServingIncrement, SessionEnd, TokenRecord,
 };
 
@@ -32,9 +32,11 @@ pub enum BufferError {
 /// What a batch assignment did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AssignOutcome {
-    /// New positions handed out (the queue counter moved by exactly this much).
+    /// New positions handed out. The queue counter moved by this much, or more when positions
+    /// were left unused (a gap: a batch that failed part-way, or a copy of a message assigned
+    /// at the same moment by another consumer).
     pub assigned: u64,
-    /// Requests that already had a position: redeliveries, answered without a write.
+    /// Requests that already had a position: redeliveries, answered without a new one.
     pub duplicates: u64,
     /// Requests made in an earlier generation of the event: a reset wiped their line, so they
     /// get no position (the look-ups report them gone, and the visitor joins again).
@@ -48,10 +50,25 @@ pub enum ClaimOutcome {
     Claimed(TokenRecord),
     /// The request already had a token (a retry or a concurrent claim): that one stands.
     Existing(TokenRecord),
-    /// The claim window closed before the claim landed.
-    PositionExpired,
     /// The request is gone (unknown, or the event was reset).
     UnknownRequest,
+}
+
+/// The serving moves of an event's current generation (a reset starts a new one).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServingMoves {
+    pub generation: u64,
+    /// Oldest first.
+    pub moves: Vec<ServingIncrement>,
+}
+
+/// What settling an event's exit counts did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitsSettled {
+    /// The counters as the last settlement left them.
+    pub previous: EventCounters,
+    /// The counters with the exit counts summed now, as now recorded.
+    pub current: EventCounters,
 }
 
 /// What ending a session did.
@@ -105,17 +122,35 @@ pub trait Store: Send + Sync {
     async fn record_draw(&self, event_id: &EventId, draw: &Draw) -> Result<bool, StoreError>;
     async fn get_event(&self, event_id: &EventId) -> Result<Option<EventConfig>, StoreError>;
     async fn list_events(&self) -> Result<Vec<EventConfig>, StoreError>;
+    /// The counters as last settled: the queue and serving counters are current; the token and
+    /// exit counts are those the runner summed on its last pass (one read, for the hot path).
     async fn counters(&self, event_id: &EventId) -> Result<Option<EventCounters>, StoreError>;
+    /// The counters with the token and exit counts summed now from the stripes (see
+    /// [`crate::domain::exits`]), without recording them.
+    async fn count_exits(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<EventCounters>, StoreError>;
+    /// Sums the exit counts as [`Store::count_exits`] does and records them, so that
+    /// [`Store::counters`] shows them: the runner's step, once a pass.
+    async fn settle_exits(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<ExitsSettled>, StoreError>;
 
-    /// Gives each request not seen before the next position, with one move of the queue
-    /// counter for the whole batch. A request that already has a position keeps it; one made
-    /// before the event's last reset gets none.
+    /// Gives each request not seen before the next position, in order of entry time, with one
+    /// move of the queue counter for the whole batch. A request that already has a position
+    /// keeps it; one made before the event's last reset gets none; a position is never given
+    /// twice, though one may be left unused.
     async fn assign_positions(
         &self,
         event_id: &EventId,
         requests: &[EnqueueRequest],
         now_ms: i64,
     ) -> Result<AssignOutcome, StoreError>;
+    /// A request of the event's current generation; reads the request alone.
     async fn get_request(
         &self,
         event_id: &EventId,
@@ -123,19 +158,23 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<RequestRecord>, StoreError>;
 
     /// Moves the serving counter forward by up to `by`, never past the queue counter, and
-    /// records the move. `None` when there was nothing to admit.
+    /// records the move with its claim deadline: `now_ms` plus the event's claim window, never
+    /// before the previous move's. With `from`, only if the counter still stands at `from`
+    /// (the caller sized the move from counters read there). `None` when nothing moved.
     async fn advance_serving(
         &self,
         event_id: &EventId,
+        from: Option<u64>,
         by: u64,
         now_ms: i64,
     ) -> Result<Option<ServingIncrement>, StoreError>;
-    /// The move of the serving counter that let `position` in.
-    async fn increment_for(
+    /// The moves of the serving counter that reached past `after`, oldest first, with the
+    /// generation they belong to; `None` for an unknown event.
+    async fn serving_moves(
         &self,
         event_id: &EventId,
-        position: u64,
-    ) -> Result<Option<ServingIncrement>, StoreError>;
+        after: u64,
+    ) -> Result<Option<ServingMoves>, StoreError>;
     /// Moves of the serving counter since `since_ms`, oldest first.
     async fn serving_history(
         &self,
@@ -143,39 +182,32 @@ pub trait Store: Send + Sync {
         since_ms: i64,
     ) -> Result<Vec<ServingIncrement>, StoreError>;
 
-    /// Records the token of a served request, once: later claims get the first token back.
-    /// `place` is the request's place in line (its position after any pre-queue draw), which
-    /// finds the serving move that let it in.
+    /// Records the token of a request, once: later claims get the first token back. The caller
+    /// has established that the request is served and its claim window open; `admission` says
+    /// how it was let in, which is what the claim is counted against.
     async fn claim_token(
         &self,
         event_id: &EventId,
         request_id: &RequestId,
-        place: u64,
+        admission: Admission,
         token: &TokenRecord,
     ) -> Result<ClaimOutcome, StoreError>;
-    /// Ends an active session (frees its MaxSize slot and revokes its token).
+    /// Ends a session still active at `now_ms` (frees its MaxSize slot and revokes its token).
     async fn end_session(
         &self,
         event_id: &EventId,
         request_id: &RequestId,
         end: SessionEnd,
+        now_ms: i64,
     ) -> Result<EndOutcome, StoreError>;
-    /// Marks active tokens past their expiry as expired; returns how many.
-    async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError>;
-    /// Closes the claim window of every serving move made before `served_before_ms`, counting
-    /// its unclaimed places as expired (claims on a closed move are refused); returns how many
-    /// places expired.
-    async fn expire_positions(
-        &self,
-        event_id: &EventId,
-        served_before_ms: i64,
-    ) -> Result<u64, StoreError>;
-    /// Request ids whose token expired, in id order, `limit` at a time after `after`.
+    /// Request ids whose token expired by `now_ms` with the session never ended, in id order,
+    /// `limit` at a time after `after`.
     async fn expired_tokens(
         &self,
         event_id: &EventId,
         after: Option<RequestId>,
         limit: usize,
+        now_ms: i64,
     ) -> Result<Page, StoreError>;
 
     /// Adds codes (replacing any of the same spelling); `false` if the event is unknown.

@@ -29,12 +29,11 @@ pub const WRITES: &[&str] = &[
     "claim_token",
     "create_event",
     "end_session",
-    "expire_positions",
-    "expire_tokens",
     "put_codes",
     "record_draw",
     "redeem_code",
     "reset_event",
+    "settle_exits",
     "update_event",
 ];
 

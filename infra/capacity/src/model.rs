@@ -446,8 +446,7 @@ pub fn simulate(
                     previous: counters.serving_counter,
                     serving_counter: counters.serving_counter + admit,
                     at_ms: now_ms,
-                    claimed: 0,
-                    swept: false,
+                    claim_by_ms: now_ms + config.position_expiry_secs as i64 * 1000,
                 });
                 counters.serving_changed_at_ms = now_ms;
                 let admitted_now = admit as f64;

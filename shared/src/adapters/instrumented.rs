@@ -1,8 +1,9 @@
-//! A store wrapper that counts calls per operation and can add latency or inject faults: how
-//! tests prove that concurrent reads collapse and that store faults lose nothing, and how
-//! benchmarks count store calls per admitted visitor.
+//! A store wrapper that counts calls per operation and can add latency, inject faults or hand
+//! out exit counts a pass late: how tests prove that concurrent reads collapse, that store
+//! faults lose nothing and that MaxSize holds when the stripes' sums lag, and how benchmarks
+//! count store calls per admitted visitor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,11 +11,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
+    Admission, BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
     RequestRecord, ServingIncrement, SessionEnd, TokenRecord,
 };
 use crate::ports::{
-    AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, RedeemOutcome, Store, StoreError,
+    AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, ExitsSettled, Page, RedeemOutcome,
+    ServingMoves, Store, StoreError,
 };
 
 /// What the wrapper does to calls while a fault is set.
@@ -37,6 +39,8 @@ pub struct InstrumentedStore<S> {
     /// Calls made while a throttling fault was set, to pick the ones refused.
     throttle_seen: AtomicU64,
     calls: Mutex<BTreeMap<&'static str, u64>>,
+    /// When set, exit counts are handed out as the previous sum found them.
+    lagging_exits: Option<Mutex<HashMap<EventId, EventCounters>>>,
 }
 
 impl<S: Store> InstrumentedStore<S> {
@@ -47,6 +51,36 @@ impl<S: Store> InstrumentedStore<S> {
             fault: Mutex::new(None),
             throttle_seen: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
+            lagging_exits: None,
+        }
+    }
+
+    /// Hands out the exit counts of the previous `count_exits` or `settle_exits` call instead of
+    /// the current ones (entries stay current: the serving counter and tokens bypassed), as if
+    /// the stripes' sums lagged a whole runner pass.
+    pub fn with_lagging_exits(mut self) -> Self {
+        self.lagging_exits = Some(Mutex::new(HashMap::new()));
+        self
+    }
+
+    /// `current` with the exit counts the previous sum found (for the first, none at all).
+    fn lag(&self, event_id: &EventId, current: EventCounters) -> EventCounters {
+        let Some(seen) = &self.lagging_exits else {
+            return current;
+        };
+        let Ok(mut seen) = seen.lock() else {
+            return current;
+        };
+        let previous = seen
+            .insert(event_id.clone(), current)
+            .filter(|previous| previous.generation == current.generation)
+            .unwrap_or_default();
+        EventCounters {
+            tokens_completed: previous.tokens_completed,
+            tokens_abandoned: previous.tokens_abandoned,
+            tokens_expired: previous.tokens_expired,
+            positions_expired: previous.positions_expired,
+            ..current
         }
     }
 
@@ -138,6 +172,35 @@ impl<S: Store> Store for InstrumentedStore<S> {
         self.inner.counters(event_id).await
     }
 
+    async fn count_exits(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<EventCounters>, StoreError> {
+        self.enter("count_exits").await?;
+        Ok(self
+            .inner
+            .count_exits(event_id, now_ms)
+            .await?
+            .map(|counters| self.lag(event_id, counters)))
+    }
+
+    async fn settle_exits(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<ExitsSettled>, StoreError> {
+        self.enter("settle_exits").await?;
+        Ok(self
+            .inner
+            .settle_exits(event_id, now_ms)
+            .await?
+            .map(|settled| ExitsSettled {
+                current: self.lag(event_id, settled.current),
+                ..settled
+            }))
+    }
+
     async fn assign_positions(
         &self,
         event_id: &EventId,
@@ -162,20 +225,21 @@ impl<S: Store> Store for InstrumentedStore<S> {
     async fn advance_serving(
         &self,
         event_id: &EventId,
+        from: Option<u64>,
         by: u64,
         now_ms: i64,
     ) -> Result<Option<ServingIncrement>, StoreError> {
         self.enter("advance_serving").await?;
-        self.inner.advance_serving(event_id, by, now_ms).await
+        self.inner.advance_serving(event_id, from, by, now_ms).await
     }
 
-    async fn increment_for(
+    async fn serving_moves(
         &self,
         event_id: &EventId,
-        position: u64,
-    ) -> Result<Option<ServingIncrement>, StoreError> {
-        self.enter("increment_for").await?;
-        self.inner.increment_for(event_id, position).await
+        after: u64,
+    ) -> Result<Option<ServingMoves>, StoreError> {
+        self.enter("serving_moves").await?;
+        self.inner.serving_moves(event_id, after).await
     }
 
     async fn serving_history(
@@ -191,12 +255,12 @@ impl<S: Store> Store for InstrumentedStore<S> {
         &self,
         event_id: &EventId,
         request_id: &RequestId,
-        place: u64,
+        admission: Admission,
         token: &TokenRecord,
     ) -> Result<ClaimOutcome, StoreError> {
         self.enter("claim_token").await?;
         self.inner
-            .claim_token(event_id, request_id, place, token)
+            .claim_token(event_id, request_id, admission, token)
             .await
     }
 
@@ -205,24 +269,11 @@ impl<S: Store> Store for InstrumentedStore<S> {
         event_id: &EventId,
         request_id: &RequestId,
         end: SessionEnd,
+        now_ms: i64,
     ) -> Result<EndOutcome, StoreError> {
         self.enter("end_session").await?;
-        self.inner.end_session(event_id, request_id, end).await
-    }
-
-    async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError> {
-        self.enter("expire_tokens").await?;
-        self.inner.expire_tokens(event_id, now_ms).await
-    }
-
-    async fn expire_positions(
-        &self,
-        event_id: &EventId,
-        served_before_ms: i64,
-    ) -> Result<u64, StoreError> {
-        self.enter("expire_positions").await?;
         self.inner
-            .expire_positions(event_id, served_before_ms)
+            .end_session(event_id, request_id, end, now_ms)
             .await
     }
 
@@ -231,9 +282,12 @@ impl<S: Store> Store for InstrumentedStore<S> {
         event_id: &EventId,
         after: Option<RequestId>,
         limit: usize,
+        now_ms: i64,
     ) -> Result<Page, StoreError> {
         self.enter("expired_tokens").await?;
-        self.inner.expired_tokens(event_id, after, limit).await
+        self.inner
+            .expired_tokens(event_id, after, limit, now_ms)
+            .await
     }
 
     async fn put_codes(

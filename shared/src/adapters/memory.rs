@@ -1,17 +1,21 @@
 //! The embedded store: everything in process memory, with the semantics a database gives
 //! (atomic counters, idempotent writes, one lock per event so events never wait on each other).
+//! Exit counts follow the same rules as on DynamoDB (see [`crate::domain::exits`]) with a
+//! single stripe: in memory no item has a throughput budget, and the sums are the same.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
+use crate::domain::exits::{Stripe, StripeSums, settled_through};
 use crate::domain::{
-    BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
+    Admission, BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
     RequestRecord, ServingIncrement, SessionEnd, SessionStatus, TokenRecord,
 };
 use crate::ports::{
-    AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, Page, RedeemOutcome, Store, StoreError,
+    AssignOutcome, AuditEntry, ClaimOutcome, EndOutcome, ExitsSettled, Page, RedeemOutcome,
+    ServingMoves, Store, StoreError,
 };
 
 /// Audit entries kept per event; older ones are dropped.
@@ -20,14 +24,16 @@ const AUDIT_KEEP: usize = 1_000;
 #[derive(Debug)]
 struct EventData {
     config: EventConfig,
+    /// Queue and serving counters, and the exit counts as last settled.
     counters: EventCounters,
     requests: HashMap<RequestId, RequestRecord>,
     /// Serving moves keyed by the serving counter they reached.
-    increments: BTreeMap<u64, ServingIncrement>,
-    /// Active tokens ordered by expiry (JWT `exp`, seconds), so expiring them touches only the
-    /// expired ones.
-    active_by_expiry: BTreeSet<(i64, RequestId)>,
-    expired_tokens: BTreeSet<RequestId>,
+    moves: BTreeMap<u64, ServingIncrement>,
+    /// Every place up to here had its claim window settle at the last settlement.
+    settled_through: u64,
+    stripe: Stripe,
+    /// Claimed tokens whose session was not ended, with their expiry (JWT `exp`, seconds).
+    open_tokens: BTreeMap<RequestId, i64>,
     codes: HashMap<String, BypassCode>,
     audit: Vec<AuditEntry>,
 }
@@ -44,12 +50,25 @@ impl EventData {
                 ..EventCounters::default()
             },
             requests: HashMap::new(),
-            increments: BTreeMap::new(),
-            active_by_expiry: BTreeSet::new(),
-            expired_tokens: BTreeSet::new(),
+            moves: BTreeMap::new(),
+            settled_through: 0,
+            stripe: Stripe::default(),
+            open_tokens: BTreeMap::new(),
             codes: HashMap::new(),
             audit: Vec::new(),
         }
+    }
+
+    /// The counters with the exit counts summed at `now_ms`, and the place settled through.
+    fn count(&self, now_ms: i64) -> (EventCounters, u64) {
+        let unsettled: Vec<ServingIncrement> = self
+            .moves
+            .range(self.settled_through + 1..)
+            .map(|(_, m)| *m)
+            .collect();
+        let through = settled_through(self.settled_through, &unsettled, now_ms);
+        let sums = StripeSums::of([&self.stripe], now_ms);
+        (self.counters.with_exits(&sums, through), through)
     }
 }
 
@@ -142,6 +161,29 @@ impl Store for MemoryStore {
         self.with_event(event_id, |data| data.counters)
     }
 
+    async fn count_exits(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<EventCounters>, StoreError> {
+        self.with_event(event_id, |data| data.count(now_ms).0)
+    }
+
+    async fn settle_exits(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<ExitsSettled>, StoreError> {
+        self.with_event(event_id, |data| {
+            let previous = data.counters;
+            let (current, through) = data.count(now_ms);
+            data.counters = current;
+            data.settled_through = through;
+            data.stripe.fold(now_ms);
+            ExitsSettled { previous, current }
+        })
+    }
+
     async fn assign_positions(
         &self,
         event_id: &EventId,
@@ -150,7 +192,9 @@ impl Store for MemoryStore {
     ) -> Result<AssignOutcome, StoreError> {
         let outcome = self.with_event(event_id, |data| {
             let mut outcome = AssignOutcome::default();
-            for request in requests {
+            let mut in_order: Vec<&EnqueueRequest> = requests.iter().collect();
+            in_order.sort_by_key(|r| (r.entry_time_ms, r.request_id));
+            for request in in_order {
                 if request.request_id.generation() < data.counters.generation {
                     outcome.wiped += 1;
                     continue;
@@ -196,44 +240,52 @@ impl Store for MemoryStore {
     async fn advance_serving(
         &self,
         event_id: &EventId,
+        from: Option<u64>,
         by: u64,
         now_ms: i64,
     ) -> Result<Option<ServingIncrement>, StoreError> {
         Ok(self
             .with_event(event_id, |data| {
+                if from.is_some_and(|from| from != data.counters.serving_counter) {
+                    return None;
+                }
                 let step = by.min(data.counters.waiting());
                 if step == 0 {
                     return None;
                 }
+                let window_ms = data.config.position_expiry_secs as i64 * 1000;
                 let increment = ServingIncrement {
                     previous: data.counters.serving_counter,
                     serving_counter: data.counters.serving_counter + step,
                     at_ms: now_ms,
-                    claimed: 0,
-                    swept: false,
+                    claim_by_ms: data
+                        .moves
+                        .values()
+                        .next_back()
+                        .map_or(i64::MIN, |last| last.claim_by_ms)
+                        .max(now_ms + window_ms),
                 };
                 data.counters.serving_counter = increment.serving_counter;
                 data.counters.serving_changed_at_ms = now_ms;
-                data.increments.insert(increment.serving_counter, increment);
+                data.moves.insert(increment.serving_counter, increment);
                 Some(increment)
             })?
             .flatten())
     }
 
-    async fn increment_for(
+    async fn serving_moves(
         &self,
         event_id: &EventId,
-        position: u64,
-    ) -> Result<Option<ServingIncrement>, StoreError> {
-        Ok(self
-            .with_event(event_id, |data| {
-                data.increments
-                    .range(position..)
-                    .next()
-                    .map(|(_, inc)| *inc)
-                    .filter(|inc| inc.contains(position))
-            })?
-            .flatten())
+        after: u64,
+    ) -> Result<Option<ServingMoves>, StoreError> {
+        self.with_event(event_id, |data| ServingMoves {
+            generation: data.counters.generation,
+            moves: data
+                .moves
+                .range(after.saturating_add(1)..)
+                .map(|(_, m)| *m)
+                .collect(),
+        })
     }
 
     async fn serving_history(
@@ -243,9 +295,9 @@ impl Store for MemoryStore {
     ) -> Result<Vec<ServingIncrement>, StoreError> {
         Ok(self
             .with_event(event_id, |data| {
-                // Increments are appended in time order, so the newest are at the end.
+                // Moves are made in time order, so the newest are at the end.
                 let mut recent: Vec<ServingIncrement> = data
-                    .increments
+                    .moves
                     .values()
                     .rev()
                     .take_while(|inc| inc.at_ms >= since_ms)
@@ -261,47 +313,20 @@ impl Store for MemoryStore {
         &self,
         event_id: &EventId,
         request_id: &RequestId,
-        place: u64,
+        admission: Admission,
         token: &TokenRecord,
     ) -> Result<ClaimOutcome, StoreError> {
         Ok(self
             .with_event(event_id, |data| {
-                let Some(request) = data.requests.get(request_id) else {
+                let Some(request) = data.requests.get_mut(request_id) else {
                     return ClaimOutcome::UnknownRequest;
                 };
                 if let Some(existing) = &request.token {
                     return ClaimOutcome::Existing(existing.clone());
                 }
-                if request.bypass {
-                    data.counters.tokens_issued += 1;
-                    data.counters.tokens_bypassed += 1;
-                    data.active_by_expiry
-                        .insert((token.expires_at, *request_id));
-                    if let Some(request) = data.requests.get_mut(request_id) {
-                        request.token = Some(token.clone());
-                    }
-                    return ClaimOutcome::Claimed(token.clone());
-                }
-                let Some(increment) = data
-                    .increments
-                    .range_mut(place..)
-                    .next()
-                    .map(|(_, inc)| inc)
-                    .filter(|inc| inc.contains(place))
-                else {
-                    // Not served: the caller checked, so only a reset can bring us here.
-                    return ClaimOutcome::UnknownRequest;
-                };
-                if increment.swept {
-                    return ClaimOutcome::PositionExpired;
-                }
-                increment.claimed += 1;
-                data.counters.tokens_issued += 1;
-                data.active_by_expiry
-                    .insert((token.expires_at, *request_id));
-                if let Some(request) = data.requests.get_mut(request_id) {
-                    request.token = Some(token.clone());
-                }
+                request.token = Some(token.clone());
+                data.stripe.claim(&admission, token.expires_at);
+                data.open_tokens.insert(*request_id, token.expires_at);
                 ClaimOutcome::Claimed(token.clone())
             })?
             .unwrap_or(ClaimOutcome::UnknownRequest))
@@ -312,6 +337,7 @@ impl Store for MemoryStore {
         event_id: &EventId,
         request_id: &RequestId,
         end: SessionEnd,
+        now_ms: i64,
     ) -> Result<EndOutcome, StoreError> {
         Ok(self
             .with_event(event_id, |data| {
@@ -321,67 +347,15 @@ impl Store for MemoryStore {
                 let Some(token) = request.token.as_mut() else {
                     return EndOutcome::NoToken;
                 };
-                if token.status != SessionStatus::Active {
+                if token.status_at(now_ms) != SessionStatus::Active {
                     return EndOutcome::AlreadyEnded;
                 }
                 token.status = end.status();
-                data.active_by_expiry
-                    .remove(&(token.expires_at, *request_id));
-                match end {
-                    SessionEnd::Completed => data.counters.tokens_completed += 1,
-                    SessionEnd::Abandoned => data.counters.tokens_abandoned += 1,
-                }
+                data.stripe.end(end, token.expires_at);
+                data.open_tokens.remove(request_id);
                 EndOutcome::Ended
             })?
             .unwrap_or(EndOutcome::UnknownRequest))
-    }
-
-    async fn expire_tokens(&self, event_id: &EventId, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(self
-            .with_event(event_id, |data| {
-                // Token expiries are JWT `exp` values, in seconds; `now_ms` is milliseconds.
-                let now_s = now_ms.div_euclid(1000);
-                let mut expired = 0;
-                while let Some(&(expires_at, request_id)) = data.active_by_expiry.first() {
-                    if expires_at > now_s {
-                        break;
-                    }
-                    data.active_by_expiry.pop_first();
-                    if let Some(token) = data
-                        .requests
-                        .get_mut(&request_id)
-                        .and_then(|r| r.token.as_mut())
-                    {
-                        token.status = SessionStatus::Expired;
-                    }
-                    data.expired_tokens.insert(request_id);
-                    expired += 1;
-                }
-                data.counters.tokens_expired += expired;
-                expired
-            })?
-            .unwrap_or(0))
-    }
-
-    async fn expire_positions(
-        &self,
-        event_id: &EventId,
-        served_before_ms: i64,
-    ) -> Result<u64, StoreError> {
-        Ok(self
-            .with_event(event_id, |data| {
-                let mut expired = 0;
-                for increment in data.increments.values_mut() {
-                    if increment.swept || increment.at_ms >= served_before_ms {
-                        continue;
-                    }
-                    increment.swept = true;
-                    expired += increment.size() - increment.claimed;
-                }
-                data.counters.positions_expired += expired;
-                expired
-            })?
-            .unwrap_or(0))
     }
 
     async fn expired_tokens(
@@ -389,23 +363,22 @@ impl Store for MemoryStore {
         event_id: &EventId,
         after: Option<RequestId>,
         limit: usize,
+        now_ms: i64,
     ) -> Result<Page, StoreError> {
+        let now_s = now_ms.div_euclid(1000);
         Ok(self
             .with_event(event_id, |data| {
-                let mut items: Vec<RequestId> = match after {
-                    Some(after) => data
-                        .expired_tokens
-                        .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                        .take(limit + 1)
-                        .copied()
-                        .collect(),
-                    None => data
-                        .expired_tokens
-                        .iter()
-                        .take(limit + 1)
-                        .copied()
-                        .collect(),
+                let from = match after {
+                    Some(after) => std::ops::Bound::Excluded(after),
+                    None => std::ops::Bound::Unbounded,
                 };
+                let mut items: Vec<RequestId> = data
+                    .open_tokens
+                    .range((from, std::ops::Bound::Unbounded))
+                    .filter(|(_, expires_at)| **expires_at <= now_s)
+                    .map(|(id, _)| *id)
+                    .take(limit.saturating_add(1))
+                    .collect();
                 let next = if items.len() > limit {
                     items.truncate(limit);
                     items.last().copied()

@@ -1,5 +1,7 @@
-//! The per-event counters. Each is only ever added to (atomic `ADD` on DynamoDB); everything an
-//! operator or the strategy needs is derived from them, so no count needs a scan.
+//! The per-event counters. Each only ever grows; everything an operator or the strategy needs is
+//! derived from them, so no count needs a scan. The queue counter moves once per consumer batch
+//! and the serving counter once per move; the token and exit counts are summed from stripes by
+//! the runner (see [`super::exits`]), so no visitor's claim or session end writes a shared item.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +11,7 @@ pub struct EventCounters {
     pub queue_counter: u64,
     /// Highest position allowed in.
     pub serving_counter: u64,
+    /// Tokens claimed, derived from the stripes (nothing counts claims one by one).
     pub tokens_issued: u64,
     /// Of `tokens_issued`, those claimed through a bypass code (not through the line).
     #[serde(default)]
@@ -48,7 +51,9 @@ impl EventCounters {
             .saturating_sub(claimed_from_line + self.positions_expired)
     }
 
-    /// What MaxSize caps: everyone let in who still holds (or may still claim) a slot.
+    /// What MaxSize caps: everyone let in who still holds (or may still claim) a slot, that is
+    /// served + bypassed − (completed + abandoned + tokens expired + positions expired). Exit
+    /// counts summed late only make it larger: the room then admits late, never too many.
     pub fn in_flight(&self) -> u64 {
         self.active_tokens() + self.pending_claims()
     }

@@ -72,8 +72,7 @@ mod tests {
             previous,
             serving_counter,
             at_ms,
-            claimed: 0,
-            swept: false,
+            claim_by_ms: at_ms + 900_000,
         }
     }
 

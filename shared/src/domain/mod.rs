@@ -3,6 +3,7 @@
 pub mod counters;
 pub mod eta;
 pub mod event;
+pub mod exits;
 pub mod request;
 pub mod shuffle;
 pub mod strategy;
@@ -10,7 +11,7 @@ pub mod strategy;
 pub use counters::EventCounters;
 pub use event::{Draw, EventConfig, EventId, EventState, Schedule};
 pub use request::{
-    BypassCode, EnqueueRequest, RequestId, RequestRecord, ServingIncrement, SessionEnd,
+    Admission, BypassCode, EnqueueRequest, RequestId, RequestRecord, ServingIncrement, SessionEnd,
     SessionStatus, TokenRecord,
 };
 pub use strategy::Strategy;

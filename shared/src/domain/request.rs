@@ -162,6 +162,18 @@ pub struct TokenRecord {
     pub status: SessionStatus,
 }
 
+impl TokenRecord {
+    /// The session's status at `now_ms`: an active session whose token has expired is
+    /// expired (nothing is written when a token expires).
+    pub fn status_at(&self, now_ms: i64) -> SessionStatus {
+        if self.status == SessionStatus::Active && self.expires_at <= now_ms.div_euclid(1000) {
+            SessionStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
 /// A bypass or invite code: lets its holder skip the line, `uses_left` more times.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BypassCode {
@@ -202,17 +214,15 @@ pub struct RequestRecord {
 }
 
 /// One move of the serving counter: positions `previous+1..=serving_counter` were let in at
-/// `at_ms`. The claim window of each position runs from here, and the unclaimed remainder is
-/// what expires (the AWS solution's serving-counter-issued-at table, minus its scans).
+/// `at_ms` and may claim a token until `claim_by_ms`. The deadline is fixed when the move is
+/// made, so an operator changing the claim window later never moves a window already open,
+/// and it never goes down from one move to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServingIncrement {
     pub previous: u64,
     pub serving_counter: u64,
     pub at_ms: i64,
-    /// Tokens claimed by positions of this increment.
-    pub claimed: u64,
-    /// Set once the claim window closed and the unclaimed positions were counted as expired.
-    pub swept: bool,
+    pub claim_by_ms: i64,
 }
 
 impl ServingIncrement {
@@ -223,6 +233,16 @@ impl ServingIncrement {
     pub fn contains(&self, position: u64) -> bool {
         position > self.previous && position <= self.serving_counter
     }
+}
+
+/// How a claiming visitor was let in: what its claim counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Through the line, at `position`, by a serving move whose claim window closes at
+    /// `claim_by_ms`.
+    Line { position: u64, claim_by_ms: i64 },
+    /// Through a bypass code.
+    Bypass,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::WaitingRoom;
 use crate::adapters::MemoryBuffer;
-use crate::domain::{EnqueueRequest, EventId};
+use crate::domain::{EnqueueRequest, EventConfig, EventId};
 use crate::error::Error;
 
 /// Messages one consumer takes at once (the SQS event source mapping's batch size).
@@ -77,7 +77,7 @@ impl WaitingRoom {
         // waiting for the runner's next pass. A failure here loses nothing: the runner admits
         // them on its next pass.
         if config.safety_net && outcome.assigned > 0 {
-            match self.admit(&config).await {
+            match self.admit_now(&config).await {
                 Ok(admitted) if admitted > 0 => self.invalidate(event_id),
                 Ok(_) => {}
                 Err(error) => {
@@ -86,6 +86,12 @@ impl WaitingRoom {
             }
         }
         Ok(Some(outcome))
+    }
+
+    /// Admits on exit counts summed now.
+    async fn admit_now(&self, config: &EventConfig) -> Result<u64, Error> {
+        let counters = self.counters(&config.event_id).await?;
+        self.admit(config, &counters).await
     }
 }
 

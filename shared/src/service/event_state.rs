@@ -44,12 +44,13 @@ impl Rendered {
 }
 
 /// One move of the serving counter as a page reads it: places `from + 1 ..= to` were let in at
-/// `at_ms` (their claim window starts then).
+/// `at_ms` and may claim their token until `claim_by_ms` (fixed when the move was made).
 #[derive(Debug, Serialize)]
 struct Move {
     from: u64,
     to: u64,
     at_ms: i64,
+    claim_by_ms: i64,
 }
 
 /// The pre-queue draw a page needs to compute its own place. The seed is a string: it is a
@@ -175,6 +176,7 @@ pub fn render(
                 from: m.previous,
                 to: m.serving_counter,
                 at_ms: m.at_ms,
+                claim_by_ms: m.claim_by_ms,
             })
             .collect(),
         position_expiry_secs: config.position_expiry_secs,
@@ -240,8 +242,7 @@ mod tests {
             previous: 0,
             serving_counter: 4,
             at_ms: 50_000,
-            claimed: 0,
-            swept: false,
+            claim_by_ms: 950_000,
         }];
         let a = render(&config(), &counters, &moves, 60_000);
         let b = render(&config(), &counters, &moves, 90_000);

@@ -3,6 +3,7 @@
 
 mod consumer;
 pub mod event_state;
+mod moves;
 mod operator;
 mod runner;
 mod visitor;
@@ -64,6 +65,8 @@ pub struct WaitingRoom {
     generations: TtlCache<EventId, Option<u64>>,
     /// Swapped atomically on each load: the cached reads take no lock (see [`TtlCache`]).
     views: TtlCache<EventId, Option<Arc<EventView>>>,
+    /// Serving moves: whether a place is served, and its claim deadline.
+    moves: moves::MovesCache,
     /// Guards the authorizer's revocation lookups.
     revocations: CircuitBreaker,
 }
@@ -78,6 +81,7 @@ impl WaitingRoom {
             configs: TtlCache::new(cache.config_ttl),
             generations: TtlCache::new(cache.counters_ttl),
             views: TtlCache::new(cache.counters_ttl),
+            moves: moves::MovesCache::default(),
             revocations: CircuitBreaker::new(BreakerSettings::default()),
         }
     }

@@ -227,7 +227,7 @@ impl WaitingRoom {
         }
         let increment = self
             .store
-            .advance_serving(event_id, by, self.now_ms())
+            .advance_serving(event_id, None, by, self.now_ms())
             .await?;
         self.invalidate(event_id);
         let serving = match increment {
@@ -291,9 +291,11 @@ impl WaitingRoom {
         Ok(codes)
     }
 
+    /// The counters with the exit counts summed now (operators' reads and admission; the hot
+    /// reads take the counters the runner last settled, through [`WaitingRoom::view`]).
     pub async fn counters(&self, event_id: &EventId) -> Result<EventCounters, Error> {
         self.store
-            .counters(event_id)
+            .count_exits(event_id, self.now_ms())
             .await?
             .ok_or(Error::UnknownEvent)
     }
@@ -307,7 +309,7 @@ impl WaitingRoom {
         self.event(event_id).await?;
         Ok(self
             .store
-            .expired_tokens(event_id, after, limit.clamp(1, MAX_PAGE))
+            .expired_tokens(event_id, after, limit.clamp(1, MAX_PAGE), self.now_ms())
             .await?)
     }
 
@@ -320,7 +322,10 @@ impl WaitingRoom {
         actor: &str,
     ) -> Result<EndOutcome, Error> {
         self.event(event_id).await?;
-        let outcome = self.store.end_session(event_id, request_id, end).await?;
+        let outcome = self
+            .store
+            .end_session(event_id, request_id, end, self.now_ms())
+            .await?;
         match outcome {
             EndOutcome::UnknownRequest => return Err(Error::UnknownRequest),
             EndOutcome::NoToken => return Err(Error::NotServed),
@@ -344,6 +349,7 @@ impl WaitingRoom {
             return Err(Error::UnknownEvent);
         }
         self.invalidate(event_id);
+        self.moves.forget(event_id);
         self.audit(actor, "reset_initial_state", event_id, String::new())
             .await;
         Ok(())

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use super::WaitingRoom;
 use crate::domain::{
-    EnqueueRequest, EventConfig, EventCounters, EventId, EventState, RequestId, RequestRecord,
-    SessionStatus, TokenRecord, eta,
+    Admission, EnqueueRequest, EventConfig, EventCounters, EventId, EventState, RequestId,
+    RequestRecord, SessionStatus, TokenRecord, eta,
 };
 use crate::error::Error;
 use crate::ports::ClaimOutcome;
@@ -162,23 +162,27 @@ impl WaitingRoom {
         }
     }
 
-    /// Where a request stands, given the serving counter the caller has.
+    /// Where a request stands. Whether its place is served is decided by the serving moves,
+    /// which only grow: a place no move has reached is never called served. `counter` is the
+    /// cached serving counter: a place beyond it is waiting without a look-up, so the moves
+    /// are read again only when a move the cache lacks must exist.
     async fn standing(
         &self,
         config: &EventConfig,
-        serving_counter: u64,
         request: &RequestRecord,
+        counter: u64,
     ) -> Result<Standing, Error> {
+        let now = self.now_ms();
         if let Some(token) = &request.token {
             return Ok(Standing::Claimed {
                 place: config.place(request.position),
-                status: token.status,
+                status: token.status_at(now),
             });
         }
         if request.bypass {
             // Let in by a code: served from the moment it was redeemed.
             let claim_by_ms = request.entry_time_ms + config.position_expiry_secs as i64 * 1000;
-            return Ok(if self.now_ms() >= claim_by_ms {
+            return Ok(if now >= claim_by_ms {
                 Standing::Expired { place: 0 }
             } else {
                 Standing::Served {
@@ -191,19 +195,23 @@ impl WaitingRoom {
             return Ok(Standing::AwaitingDraw);
         }
         let place = config.place(request.position);
-        if place > serving_counter {
+        if place > counter {
             return Ok(Standing::Waiting { place });
         }
-        let Some(increment) = self.store.increment_for(&config.event_id, place).await? else {
-            // The counter read ran ahead of this one (a cache): not let in after all.
+        let Some(made) = self
+            .moves
+            .covering(self.store.as_ref(), &config.event_id, place)
+            .await?
+        else {
             return Ok(Standing::Waiting { place });
         };
-        let claim_by_ms =
-            increment.at_ms.max(request.entry_time_ms) + config.position_expiry_secs as i64 * 1000;
-        Ok(if increment.swept || self.now_ms() >= claim_by_ms {
+        Ok(if now >= made.claim_by_ms {
             Standing::Expired { place }
         } else {
-            Standing::Served { place, claim_by_ms }
+            Standing::Served {
+                place,
+                claim_by_ms: made.claim_by_ms,
+            }
         })
     }
 
@@ -221,7 +229,7 @@ impl WaitingRoom {
             .await?
             .ok_or_else(|| unplaced(request_id, &view.counters, self.now_ms()))?;
         let standing = self
-            .standing(&view.config, view.counters.serving_counter, &request)
+            .standing(&view.config, &request, view.counters.serving_counter)
             .await?;
         Ok((request, standing))
     }
@@ -262,17 +270,22 @@ impl WaitingRoom {
         if let Some(token) = request.token {
             return Self::existing_token(token, now);
         }
-        // Served or not is decided on the store's own counter, not a cached one.
-        let counters = self.counters(event_id).await?;
-        let place = match self
-            .standing(&config, counters.serving_counter, &request)
-            .await?
-        {
-            Standing::Served { place, .. } => place,
+        let counter = self.view(event_id).await?.counters.serving_counter;
+        let claim_by_ms = match self.standing(&config, &request, counter).await? {
+            Standing::Served { claim_by_ms, .. } => claim_by_ms,
             Standing::Expired { .. } => return Err(Error::PositionExpired),
             // (Claimed cannot happen: the request had no token.)
             Standing::AwaitingDraw | Standing::Waiting { .. } | Standing::Claimed { .. } => {
                 return Err(Error::NotServed);
+            }
+        };
+        let place = config.place(request.position);
+        let admission = if request.bypass {
+            Admission::Bypass
+        } else {
+            Admission::Line {
+                position: request.position,
+                claim_by_ms,
             }
         };
         let token = self
@@ -281,7 +294,7 @@ impl WaitingRoom {
             .await?;
         match self
             .store
-            .claim_token(event_id, request_id, place, &token)
+            .claim_token(event_id, request_id, admission, &token)
             .await?
         {
             ClaimOutcome::Claimed(token) => {
@@ -290,7 +303,6 @@ impl WaitingRoom {
                 Self::existing_token(token, now)
             }
             ClaimOutcome::Existing(token) => Self::existing_token(token, now),
-            ClaimOutcome::PositionExpired => Err(Error::PositionExpired),
             ClaimOutcome::UnknownRequest => Err(Error::UnknownRequest),
         }
     }
@@ -349,7 +361,7 @@ impl WaitingRoom {
             };
         };
         let standing = self
-            .standing(&view.config, counters.serving_counter, &request)
+            .standing(&view.config, &request, counters.serving_counter)
             .await?;
         status.queue_number = standing.place();
         match standing {

@@ -112,12 +112,15 @@
     return Math.min(500 * Math.pow(2, attempt), 8000);
   }
 
-  // Until when a served place may claim its token: its serving move's time plus the claim
-  // window; null when the move is older than the document's list (the room then decides).
+  // Until when a served place may claim its token: its serving move's deadline (its time plus
+  // the claim window, when the room sends no deadline); null when the move is older than the
+  // document's list (the room then decides).
   function claimDeadlineMs(doc, myPlace) {
     var moves = doc.serving_moves || [];
     for (var i = 0; i < moves.length; i++) {
-      if (myPlace > moves[i].from && myPlace <= moves[i].to) return moves[i].at_ms + doc.position_expiry_secs * 1000;
+      if (myPlace > moves[i].from && myPlace <= moves[i].to) {
+        return moves[i].claim_by_ms != null ? moves[i].claim_by_ms : moves[i].at_ms + doc.position_expiry_secs * 1000;
+      }
     }
     return null;
   }

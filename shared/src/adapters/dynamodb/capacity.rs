@@ -8,7 +8,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::items::Item;
+use super::schema::Item;
 
 /// A read unit covers 4 KB, strongly consistent; an eventually consistent read costs half.
 pub const READ_UNIT_BYTES: usize = 4 * 1024;

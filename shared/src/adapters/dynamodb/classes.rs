@@ -1,12 +1,12 @@
 //! What kind of item a key names, told from the key's shape: the call ledger groups load by
 //! class, and the capacity model spreads each class's load over as many items (and partitions)
 //! as its scope says. The one place to change when the table's layout changes (a test below
-//! checks every key `keys.rs` builds).
+//! checks every key `schema.rs` builds).
 
 use serde::{Deserialize, Serialize};
 
 use super::capacity::IndexKeys;
-use super::keys::{attr, index};
+use super::schema::{TOKENS_INDEX, attr};
 
 /// How a class's items multiply as the crowd grows, so how its load spreads at scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -42,8 +42,8 @@ const fn class(name: &'static str, item: Scope, partition: Scope) -> ItemClass {
     }
 }
 
-/// Table items by the start of their partition key (see the table in `keys.rs`).
-const TABLE_CLASSES: [(&str, ItemClass); 6] = [
+/// Table items by the start of their partition key (see the table in `schema.rs`).
+const TABLE_CLASSES: [(&str, ItemClass); 7] = [
     ("EVENT#", class("event", Scope::One, Scope::One)),
     (
         "REQUEST#",
@@ -53,6 +53,8 @@ const TABLE_CLASSES: [(&str, ItemClass); 6] = [
         "SERVING#",
         class("serving-move", Scope::PerMove, Scope::One),
     ),
+    // A fixed set of stripes per event and generation, each its own partition.
+    ("STRIPE#", class("stripe", Scope::Striped, Scope::Striped)),
     ("AUDIT#", class("audit", Scope::PerEntry, Scope::One)),
     ("CODE#", class("code", Scope::PerEntry, Scope::One)),
     ("EVENTS", class("catalog", Scope::One, Scope::One)),
@@ -61,26 +63,16 @@ const TABLE_CLASSES: [(&str, ItemClass); 6] = [
 /// Anything else the table holds.
 const OTHER: ItemClass = class("other", Scope::One, Scope::One);
 
-/// The sparse indexes, with their key attributes and the class of their partitions.
-pub const INDEXES: [(IndexKeys, ItemClass); 2] = [
-    (
-        IndexKeys {
-            name: index::ACTIVE,
-            partition: attr::ACTIVE_PK,
-            sort: attr::ACTIVE_EXP,
-        },
-        // Striped by position over `INDEX_SHARDS` partitions per event.
-        class("index:active_by_expiry", Scope::Striped, Scope::Striped),
-    ),
-    (
-        IndexKeys {
-            name: index::EXPIRED,
-            partition: attr::EXPIRED_PK,
-            sort: attr::EXPIRED_RID,
-        },
-        class("index:expired_by_request", Scope::One, Scope::One),
-    ),
-];
+/// The sparse index, with its key attributes and the class of its partitions.
+pub const INDEXES: [(IndexKeys, ItemClass); 1] = [(
+    IndexKeys {
+        name: TOKENS_INDEX,
+        partition: attr::TOKEN_PK,
+        sort: attr::REQUEST_ID,
+    },
+    // Striped like the exit counts, over `STRIPES` partitions per event.
+    class("index:tokens_by_request", Scope::Striped, Scope::Striped),
+)];
 
 /// The class of a table item, from its partition key.
 pub fn of_partition_key(pk: &str) -> ItemClass {
@@ -107,11 +99,12 @@ pub fn index_keys() -> Vec<IndexKeys> {
 mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
 
+    use super::super::schema::{
+        self, Item, PK, audit_partition, catalog_key, code_key, event_key, move_key, request_key,
+        stripe_key,
+    };
     use super::*;
-    use crate::adapters::dynamodb::items::Item;
-    use crate::adapters::dynamodb::keys::{self, PK};
-    use crate::domain::{BypassCode, EventConfig, EventId, RequestId};
-    use crate::ports::AuditEntry;
+    use crate::domain::{EventId, RequestId};
 
     fn pk(item: &Item) -> &str {
         match item.get(PK) {
@@ -124,37 +117,25 @@ mod tests {
     fn every_key_the_store_builds_has_its_class() {
         let event = EventId::parse("e").unwrap();
         let request = RequestId::new(0, 0);
-        let [event_put, catalog_put] = keys::create_event(&EventConfig::new(event.clone()), 0);
-        let code = BypassCode {
-            code: "CODE1".into(),
-            uses_left: 1,
-            created_at_ms: 0,
-        };
-        let audit = AuditEntry {
-            event_id: event.clone(),
-            at_ms: 0,
-            actor: "test".into(),
-            action: "create".into(),
-            detail: String::new(),
-        };
         let cases = [
-            (keys::event_key(&event), "event"),
-            (event_put.item, "event"),
-            (catalog_put.item, "catalog"),
-            (keys::request_key(&event, &request), "request"),
-            (keys::increment_key(&event, 0, 5), "serving-move"),
-            (keys::put_code(&event, &code).item, "code"),
-            (keys::audit_entry(&audit).item, "audit"),
+            (event_key(&event), "event"),
+            (catalog_key(&event), "catalog"),
+            (request_key(&event, &request), "request"),
+            (move_key(&event, 0, 5), "serving-move"),
+            (stripe_key(&event, 0, 5), "stripe"),
+            (code_key(&event, "CODE1"), "code"),
         ];
         for (item, name) in cases {
             assert_eq!(of_partition_key(pk(&item)).name, name, "{item:?}");
         }
+        assert_eq!(of_partition_key(&audit_partition(&event)).name, "audit");
     }
 
     #[test]
     fn every_index_of_the_table_has_its_class() {
-        for name in [index::ACTIVE, index::EXPIRED] {
-            assert_eq!(of_index(name).name, format!("index:{name}"));
-        }
+        assert_eq!(
+            of_index(schema::TOKENS_INDEX).name,
+            format!("index:{}", schema::TOKENS_INDEX)
+        );
     }
 }

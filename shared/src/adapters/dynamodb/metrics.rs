@@ -31,10 +31,10 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
+use super::assign;
 use super::capacity::{self, IndexKeys};
 use super::classes::{self, ItemClass};
-use super::items::Item;
-use super::keys;
+use super::schema::{self, Item};
 
 /// Calls made so far (operations, not HTTP attempts: SDK retries are not counted twice).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -222,7 +222,7 @@ fn key_of(item: &Item) -> (String, String) {
             .map(capacity::partition_text)
             .unwrap_or_default()
     };
-    (text(keys::PK), text(keys::SK))
+    (text(schema::PK), text(schema::SK))
 }
 
 fn asked(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<Asked> {
@@ -427,7 +427,7 @@ impl Intercept for CountCalls {
             .input()
             .downcast_ref::<UpdateItemInput>()
             .and_then(|input| input.update_expression())
-            .is_some_and(keys::moves_queue_counter);
+            .is_some_and(assign::moves_queue_counter);
         if let Ok(mut tally) = self.tally.lock() {
             *tally.counts.by_operation.entry(operation).or_default() += 1;
             if moves_counter {
@@ -585,15 +585,16 @@ impl Intercept for CountCalls {
     }
 }
 
-/// The ledger against what the key module says a step writes. Runs against moto when
+/// The ledger against what the feature modules say a step writes. Runs against moto when
 /// `WR_TEST_AWS_ENDPOINT` is set (and fails when CI is set without it).
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::AwsConfig;
-    use crate::adapters::dynamodb::DynamoStore;
+    use crate::adapters::dynamodb::{DynamoStore, exits, sessions};
+    use crate::domain::exits::{STRIPES, stripe_of};
     use crate::domain::{
-        EnqueueRequest, EventConfig, EventId, RequestId, SessionStatus, TokenRecord,
+        Admission, EnqueueRequest, EventConfig, EventId, RequestId, SessionStatus, TokenRecord,
     };
     use crate::ports::{ClaimOutcome, Store};
 
@@ -605,7 +606,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn n_claims_write_exactly_the_items_the_key_module_names() {
+    async fn n_claims_write_exactly_the_items_the_feature_modules_name() {
         let Some(endpoint) = crate::adapters::aws::test_endpoint("call ledger") else {
             return;
         };
@@ -633,10 +634,10 @@ mod tests {
             .await
             .unwrap();
         let moved = store
-            .advance_serving(&event_id, N as u64, T0_MS)
+            .advance_serving(&event_id, None, N as u64, T0_MS)
             .await
-            .unwrap();
-        let reached = moved.expect("a serving move").serving_counter;
+            .unwrap()
+            .expect("a serving move");
         store.take_records();
 
         let token = |i: usize| TokenRecord {
@@ -648,74 +649,69 @@ mod tests {
             id_token: format!("id-{i}"),
             status: SessionStatus::Active,
         };
+        let admission = |i: usize| Admission::Line {
+            position: i as u64 + 1,
+            claim_by_ms: moved.claim_by_ms,
+        };
         for (i, request) in requests.iter().enumerate() {
             let outcome = store
-                .claim_token(&event_id, &request.request_id, i as u64 + 1, &token(i))
+                .claim_token(&event_id, &request.request_id, admission(i), &token(i))
                 .await
                 .unwrap();
             assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
         }
         let records = store.take_records();
-        let claims: Vec<&CallRecord> = records.iter().filter(|r| r.is_transaction()).collect();
-        assert_eq!(claims.len(), N, "one transaction per claim");
+        assert!(
+            records.iter().all(|r| !r.is_transaction()),
+            "no claim is a transaction"
+        );
+        let writes: Vec<&CallRecord> = records.iter().filter(|r| r.write_units() > 0.0).collect();
+        assert_eq!(writes.len(), 2 * N, "two single-item writes per claim");
 
-        let keys_of = |i: usize| -> Vec<String> {
-            let request = &requests[i];
-            keys::claim_token(
-                &event_id,
-                &request.request_id,
-                0,
-                i as u64 + 1,
-                Some(reached),
-                &token(i),
-                0,
-            )
-            .iter()
-            .map(|update| item_id(&update.key))
-            .collect()
-        };
-        // The items as they are now: what each transaction's units must come from.
+        // The items as they are now: what each write's units must come from.
         let size_now = |key: &Item| {
             let ledger = store.calls.tally.lock().unwrap();
             let ledger = ledger.ledger.as_ref().unwrap();
             capacity::item_size(&ledger.items[&key_of(key)])
         };
-        let mut counter_units = 0.0;
-        for (i, claim) in claims.iter().enumerate() {
-            let written: Vec<String> = claim
-                .touches
+        for (i, claim) in writes.chunks(2).enumerate() {
+            let request = &requests[i];
+            let stripe = stripe_of(i as u64 + 1, &request.request_id);
+            let counted = exits::count_claim(&event_id, 0, stripe, &admission(i), &token(i), 1);
+            let written =
+                sessions::claim_token(&event_id, &request.request_id, 0, stripe, &token(i), 0);
+            let items: Vec<String> = claim
                 .iter()
-                .filter_map(|t| t.item.clone())
+                .flat_map(|call| call.touches.iter().filter_map(|t| t.item.clone()))
                 .collect();
-            assert_eq!(written, keys_of(i), "claim {i} wrote other items");
-            // The request item: twice its size in KB, rounded up (it holds the tokens now).
-            let request_key = keys::request_key(&event_id, &requests[i].request_id);
-            let request_units = claim.touches[0].write_units;
-            let expected = 2.0 * capacity::write_units(size_now(&request_key));
-            assert_eq!(request_units, expected, "claim {i}: request item");
+            assert_eq!(
+                items,
+                [item_id(&counted.key), item_id(&written.key)],
+                "claim {i}: first its stripe, then its own item"
+            );
+            assert_eq!(claim[0].touches[0].class.name, "stripe");
+            assert_eq!(claim[0].write_units(), 1.0, "a stripe is a small item");
+            // The request item: its size in KB, rounded up (it holds the tokens now).
+            let request_units = claim[1].touches[0].write_units;
+            assert_eq!(request_units, capacity::write_units(size_now(&written.key)));
             assert!(
-                request_units >= 4.0,
+                request_units >= 2.0,
                 "a request item with its tokens passes 1 KB"
             );
-            counter_units += claim
+            // And one entry in the tokens index, on the claim's stripe.
+            let index: Vec<&Touch> = claim[1]
                 .touches
                 .iter()
-                .filter(|t| t.item.is_some())
-                .skip(1)
-                .map(|t| t.write_units)
-                .sum::<f64>();
-            // And one entry in the active-sessions index, on the claim's stripe.
-            let index: Vec<&Touch> = claim.touches.iter().filter(|t| t.item.is_none()).collect();
+                .filter(|t| t.item.is_none())
+                .collect();
             assert_eq!(index.len(), 1, "claim {i}: {index:?}");
-            assert_eq!(index[0].class.name, "index:active_by_expiry");
+            assert_eq!(index[0].class.name, "index:tokens_by_request");
             assert_eq!(
                 index[0].partition,
-                format!("e#0#{}", (i + 1) as u64 % keys::INDEX_SHARDS)
+                format!("e#0#{}", (i as u64 + 1) % STRIPES)
             );
             assert_eq!(index[0].write_units, 1.0);
         }
-        // The serving move's and the event's counters: small items, 2 units each per claim.
-        assert_eq!(counter_units, 4.0 * N as f64);
         store.delete_table().await.unwrap();
     }
 }

@@ -1,7 +1,10 @@
-//! The table as the store uses it: typed wrappers over the SDK calls (strongly consistent
-//! reads, conditional writes whose failure is an answer, all-or-nothing transactions, paged
-//! queries). Expressions come from [`super::keys`]; this module only sends them.
+//! The table as the store uses it: operation specs (what to put, update or query) and typed
+//! wrappers over the SDK calls that send them (strongly consistent reads, conditional writes
+//! whose failure is an answer, all-or-nothing transactions, paged queries). The features build
+//! the specs; this module only sends them.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -11,10 +14,86 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::errors::{Cancelled, build_error, cancellation, is_condition_failed, store_error};
-use super::items::Item;
-use super::keys::{self, Put, Query, Update};
-use super::{ATTEMPTS, pause};
+use super::retry::{Try, retry};
+use super::schema::{self, Item};
 use crate::ports::StoreError;
+
+/// A PutItem (alone or in a transaction).
+#[derive(Debug, Clone)]
+pub(super) struct Put {
+    pub item: Item,
+    pub condition: Option<&'static str>,
+    pub values: Item,
+}
+
+/// An UpdateItem (alone or in a transaction).
+#[derive(Debug, Clone)]
+pub(super) struct Update {
+    pub key: Item,
+    pub expression: String,
+    pub condition: Option<String>,
+    pub values: Item,
+    /// Attribute names made at run time (time buckets), as `#name` placeholders.
+    pub names: HashMap<String, String>,
+    pub returns: Returns,
+}
+
+/// What an update sends back when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Returns {
+    Nothing,
+    /// The updated attributes, as they are now.
+    UpdatedNew,
+    /// The whole item as it was before.
+    AllOld,
+}
+
+impl Update {
+    pub fn new(key: Item, expression: impl Into<String>, values: Item) -> Self {
+        Self {
+            key,
+            expression: expression.into(),
+            condition: None,
+            values,
+            names: HashMap::new(),
+            returns: Returns::Nothing,
+        }
+    }
+
+    pub fn when(mut self, condition: impl Into<String>) -> Self {
+        self.condition = Some(condition.into());
+        self
+    }
+
+    pub fn returning(mut self, returns: Returns) -> Self {
+        self.returns = returns;
+        self
+    }
+}
+
+/// A Query; on the table itself it is strongly consistent, on the index it cannot be.
+#[derive(Debug, Clone)]
+pub(super) struct Query {
+    pub index: Option<&'static str>,
+    pub key_condition: &'static str,
+    pub filter: Option<&'static str>,
+    pub values: Item,
+    pub forward: bool,
+    pub limit: Option<i32>,
+}
+
+impl Query {
+    pub fn new(key_condition: &'static str, values: Item) -> Self {
+        Self {
+            index: None,
+            key_condition,
+            filter: None,
+            values,
+            forward: true,
+            limit: None,
+        }
+    }
+}
 
 /// A write's answer when its condition may fail.
 pub(super) enum Written<T> {
@@ -45,9 +124,9 @@ impl Table {
         &self.name
     }
 
-    /// Creates the table with its indexes and TTL, and waits until it is active.
+    /// Creates the table with its index and TTL, and waits until it is active.
     pub async fn create(&self) -> Result<(), StoreError> {
-        keys::define_table(self.client.create_table().table_name(&self.name))
+        schema::define_table(self.client.create_table().table_name(&self.name))
             .map_err(build_error)?
             .send()
             .await
@@ -75,7 +154,7 @@ impl Table {
         }
         let ttl = TimeToLiveSpecification::builder()
             .enabled(true)
-            .attribute_name(keys::TTL)
+            .attribute_name(schema::TTL)
             .build()
             .map_err(build_error)?;
         self.client
@@ -132,41 +211,50 @@ impl Table {
             .item)
     }
 
-    /// Several items in one round trip (strongly consistent), in no particular order.
+    /// Several items, one round trip per 100 keys (strongly consistent), in no particular
+    /// order; keys not found are absent.
     pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
+        // std Mutexes: held only to copy a value in or out, never across an `.await`.
+        let found = Mutex::new(Vec::with_capacity(keys.len()));
         for chunk in keys.chunks(100) {
-            let mut wanted = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(build_error)?;
-            for attempt in 0..ATTEMPTS {
-                let mut answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.name, wanted)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                if let Some(items) = answer.responses.as_mut().and_then(|r| r.remove(&self.name)) {
-                    found.extend(items);
-                }
-                match answer
-                    .unprocessed_keys
-                    .and_then(|mut left| left.remove(&self.name))
-                    .filter(|left| !left.keys().is_empty())
-                {
-                    None => break,
-                    Some(left) if attempt + 1 < ATTEMPTS => {
-                        wanted = left;
-                        pause(attempt).await;
+            let wanted = Mutex::new(Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?,
+            ));
+            // Keys left unprocessed (a busy partition) are asked for again after a pause.
+            retry(|| {
+                let (wanted, found) = (&wanted, &found);
+                async move {
+                    let Some(asked) = wanted.lock().map_err(|_| poisoned())?.clone() else {
+                        return Ok(Try::Done(()));
+                    };
+                    let mut answer = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.name, asked)
+                        .send()
+                        .await
+                        .map_err(store_error)?;
+                    if let Some(items) =
+                        answer.responses.as_mut().and_then(|r| r.remove(&self.name))
+                    {
+                        found.lock().map_err(|_| poisoned())?.extend(items);
                     }
-                    Some(_) => return Err(StoreError::Throttled),
+                    let left = answer
+                        .unprocessed_keys
+                        .and_then(|mut left| left.remove(&self.name))
+                        .filter(|left| !left.keys().is_empty());
+                    let again = left.is_some();
+                    *wanted.lock().map_err(|_| poisoned())? = left;
+                    Ok(if again { Try::Again } else { Try::Done(()) })
                 }
-            }
+            })
+            .await?;
         }
-        Ok(found)
+        found.into_inner().map_err(|_| poisoned())
     }
 
     pub async fn put(&self, put: Put) -> Result<Written<()>, StoreError> {
@@ -196,21 +284,37 @@ impl Table {
         }
     }
 
+    /// The attributes the update was asked to return (empty for [`Returns::Nothing`]).
     pub async fn update(&self, update: Update) -> Result<Written<Item>, StoreError> {
+        let conditional = update.condition.is_some();
         let result = self
             .client
             .update_item()
             .table_name(&self.name)
             .set_key(Some(update.key))
             .update_expression(update.expression)
-            .set_condition_expression(update.condition.map(Into::into))
+            .set_condition_expression(update.condition)
             .set_expression_attribute_values(non_empty(update.values))
-            .set_return_values(update.return_new.then_some(ReturnValue::UpdatedNew))
+            .set_expression_attribute_names(non_empty(update.names))
+            .set_return_values(match update.returns {
+                Returns::Nothing => None,
+                Returns::UpdatedNew => Some(ReturnValue::UpdatedNew),
+                Returns::AllOld => Some(ReturnValue::AllOld),
+            })
+            .set_return_values_on_condition_check_failure(
+                conditional.then_some(ReturnValuesOnConditionCheckFailure::AllOld),
+            )
             .send()
             .await;
         match result {
             Ok(answer) => Ok(Written::Done(answer.attributes.unwrap_or_default())),
-            Err(err) if is_condition_failed(&err) => Ok(Written::ConditionFailed(None)),
+            Err(err) if is_condition_failed(&err) => {
+                let old = match err.into_service_error() {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                    _ => None,
+                };
+                Ok(Written::ConditionFailed(old))
+            }
             Err(err) => Err(store_error(err)),
         }
     }
@@ -234,8 +338,9 @@ impl Table {
                         .table_name(&self.name)
                         .set_key(Some(update.key))
                         .update_expression(update.expression)
-                        .set_condition_expression(update.condition.map(Into::into))
+                        .set_condition_expression(update.condition)
                         .set_expression_attribute_values(non_empty(update.values))
+                        .set_expression_attribute_names(non_empty(update.names))
                         .build()
                         .map_err(build_error)?,
                 )
@@ -273,10 +378,11 @@ impl Table {
             .table_name(&self.name)
             .set_index_name(query.index.map(Into::into))
             .key_condition_expression(query.key_condition)
+            .set_filter_expression(query.filter.map(Into::into))
             .set_expression_attribute_values(non_empty(query.values.clone()))
             .scan_index_forward(query.forward)
             .set_limit(query.limit)
-            // Indexes cannot be read consistently; the table can.
+            // The index cannot be read consistently; the table can.
             .consistent_read(query.index.is_none())
             .set_exclusive_start_key(start)
             .send()
@@ -285,12 +391,28 @@ impl Table {
         Ok((answer.items.unwrap_or_default(), answer.last_evaluated_key))
     }
 
-    pub async fn query_all(&self, query: Query) -> Result<Vec<Item>, StoreError> {
+    /// Every item the query finds, page after page.
+    pub async fn query_all(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
+        self.query_while(query, |_| true).await
+    }
+
+    /// Items the query finds, page after page, up to (not including) the first that `keep`
+    /// refuses.
+    pub async fn query_while(
+        &self,
+        query: &Query,
+        mut keep: impl FnMut(&Item) -> bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut all = Vec::new();
         let mut start = None;
         loop {
-            let (items, next) = self.query_page(&query, start).await?;
-            all.extend(items);
+            let (items, next) = self.query_page(query, start).await?;
+            for item in items {
+                if !keep(&item) {
+                    return Ok(all);
+                }
+                all.push(item);
+            }
             match next {
                 Some(next) => start = Some(next),
                 None => return Ok(all),
@@ -299,7 +421,11 @@ impl Table {
     }
 }
 
-/// DynamoDB refuses an empty `ExpressionAttributeValues`.
-fn non_empty(values: Item) -> Option<Item> {
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("batch read state lock poisoned".into())
+}
+
+/// DynamoDB refuses an empty `ExpressionAttributeValues` or `ExpressionAttributeNames`.
+fn non_empty<V>(values: HashMap<String, V>) -> Option<HashMap<String, V>> {
     (!values.is_empty()).then_some(values)
 }

@@ -1,31 +1,16 @@
 //! Mapping between DynamoDB items and the domain's types, in `From`/`TryFrom` impls. Attribute
-//! names come from [`super::keys::attr`]; an item that does not decode is `StoreError::Corrupt`.
-
-use std::collections::HashMap;
+//! names come from [`super::schema::attr`]; an item that does not decode is
+//! `StoreError::Corrupt`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::keys::{attr, strategy_field};
+use super::schema::{Item, attr, boolean, num, strategy_field, string};
+use crate::domain::exits::Stripe;
 use crate::domain::{
     Draw, EventConfig, EventCounters, EventId, RequestId, RequestRecord, Schedule,
     ServingIncrement, SessionStatus, Strategy, TokenRecord,
 };
 use crate::ports::{AuditEntry, StoreError};
-
-/// One DynamoDB item (or key), attribute name to value.
-pub(super) type Item = HashMap<String, AttributeValue>;
-
-pub(super) fn num(value: impl std::fmt::Display) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-pub(super) fn string(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-pub(super) fn boolean(value: bool) -> AttributeValue {
-    AttributeValue::Bool(value)
-}
 
 fn corrupt(name: &str, what: &str) -> StoreError {
     StoreError::Corrupt(format!("attribute {name}: {what}"))
@@ -263,31 +248,34 @@ impl TryFrom<&Item> for EventCounters {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct EventState {
     pub counters: EventCounters,
-    /// Every serving move up to this counter value has been swept (expire_positions' cursor).
-    pub swept_through: u64,
+    /// The claim window of an event's serving moves, in ms.
+    pub claim_window_ms: i64,
+    /// The claim deadline of the last serving move.
+    pub last_claim_by_ms: i64,
+    /// Every place up to here had its claim window settle at the last settlement.
+    pub settled_through: u64,
 }
 
 impl TryFrom<&Item> for EventState {
     type Error = StoreError;
     fn try_from(item: &Item) -> Result<Self, StoreError> {
+        let window_secs: i64 = item.number(attr::POSITION_EXPIRY_SECS)?;
         Ok(EventState {
             counters: EventCounters::try_from(item)?,
-            swept_through: item.number_or_zero(attr::SWEPT_THROUGH)?,
+            claim_window_ms: window_secs.saturating_mul(1000),
+            last_claim_by_ms: item.number_or_zero(attr::LAST_CLAIM_BY_MS)?,
+            settled_through: item.number_or_zero(attr::SETTLED_THROUGH)?,
         })
     }
 }
 
 // ---- requests --------------------------------------------------------------------------
 
-/// A request item as stored: the domain record once it has a position, plus the bookkeeping
-/// of position assignment (generation and claim).
+/// A request item as stored: the domain record and the generation it belongs to.
 #[derive(Debug, Clone)]
 pub(super) struct StoredRequest {
     pub generation: u64,
-    pub claim_id: Option<String>,
-    pub claimed_at_ms: i64,
-    /// `None` while the request is claimed but its position not yet written.
-    pub record: Option<RequestRecord>,
+    pub record: RequestRecord,
 }
 
 impl TryFrom<&Item> for StoredRequest {
@@ -295,21 +283,15 @@ impl TryFrom<&Item> for StoredRequest {
     fn try_from(item: &Item) -> Result<Self, StoreError> {
         let request_id = RequestId::parse(item.string(attr::REQUEST_ID)?)
             .map_err(|e| corrupt(attr::REQUEST_ID, &e.to_string()))?;
-        let record = match item.opt_number::<u64>(attr::QUEUE_POSITION)? {
-            None => None,
-            Some(position) => Some(RequestRecord {
+        Ok(StoredRequest {
+            generation: item.number_or_zero(attr::GENERATION)?,
+            record: RequestRecord {
                 request_id,
-                position,
+                position: item.number(attr::QUEUE_POSITION)?,
                 entry_time_ms: item.number(attr::ENTRY_TIME_MS)?,
                 bypass: item.flag(attr::BYPASS)?,
                 token: token_of(item)?,
-            }),
-        };
-        Ok(StoredRequest {
-            generation: item.number_or_zero(attr::GENERATION)?,
-            claim_id: item.opt_string(attr::CLAIM_ID)?.map(str::to_owned),
-            claimed_at_ms: item.number_or_zero(attr::CLAIMED_AT_MS)?,
-            record,
+            },
         })
     }
 }
@@ -376,13 +358,40 @@ impl TryFrom<&Item> for ServingIncrement {
             previous: item.number(attr::PREVIOUS)?,
             serving_counter: item.number(attr::SERVING_COUNTER)?,
             at_ms: item.number(attr::AT_MS)?,
-            claimed: item.number_or_zero(attr::CLAIMED)?,
-            swept: item.flag(attr::SWEPT)?,
+            claim_by_ms: item.number(attr::CLAIM_BY_MS)?,
         };
         if increment.serving_counter < increment.previous {
             return Err(corrupt(attr::SERVING_COUNTER, "below previous"));
         }
         Ok(increment)
+    }
+}
+
+impl TryFrom<&Item> for Stripe {
+    type Error = StoreError;
+    fn try_from(item: &Item) -> Result<Self, StoreError> {
+        let mut stripe = Stripe {
+            completed: item.number_or_zero(attr::COMPLETED)?,
+            abandoned: item.number_or_zero(attr::ABANDONED)?,
+            bypassed: item.number_or_zero(attr::BYPASSED)?,
+            expired: item.number_or_zero(attr::EXPIRED)?,
+            settled_claims: item.number_or_zero(attr::SETTLED_CLAIMS)?,
+            ..Stripe::default()
+        };
+        for name in item.keys() {
+            let (buckets, bucket) = if let Some(b) = name.strip_prefix("x_") {
+                (&mut stripe.expiring, b)
+            } else if let Some(b) = name.strip_prefix("w_") {
+                (&mut stripe.claims, b)
+            } else {
+                continue;
+            };
+            let bucket = bucket
+                .parse()
+                .map_err(|_| corrupt(name, "not a time bucket"))?;
+            buckets.insert(bucket, item.number(name)?);
+        }
+        Ok(stripe)
     }
 }
 
@@ -446,6 +455,7 @@ mod tests {
         ));
         let mut item = Item::new();
         item.insert(attr::REQUEST_ID.into(), string("not-a-uuid"));
+        item.insert(attr::QUEUE_POSITION.into(), num(1));
         assert!(matches!(
             StoredRequest::try_from(&item),
             Err(StoreError::Corrupt(_))
@@ -458,22 +468,46 @@ mod tests {
     }
 
     #[test]
-    fn a_claimed_request_without_a_position_has_no_record() {
+    fn a_stripe_decodes_its_counts_and_buckets() {
+        use super::super::schema::{claims_attr, expiring_attr};
+        let item = Item::from([
+            (attr::COMPLETED.into(), num(3)),
+            (attr::EXPIRED.into(), num(4)),
+            (expiring_attr(177_000_001), num(2)),
+            (expiring_attr(177_000_002), num(0)),
+            (claims_attr(177_000_000), num(5)),
+            ("pk".into(), string("STRIPE#e#0#1")),
+            ("expires_at".into(), num(1)),
+        ]);
+        let stripe = Stripe::try_from(&item).unwrap();
+        assert_eq!((stripe.completed, stripe.expired), (3, 4));
+        assert_eq!(
+            stripe.expiring.into_iter().collect::<Vec<_>>(),
+            [(177_000_001, 2), (177_000_002, 0)]
+        );
+        assert_eq!(stripe.claims.get(&177_000_000), Some(&5));
+    }
+
+    #[test]
+    fn a_request_item_decodes_to_its_record_and_generation() {
         let id = RequestId::new(0, 0);
-        let mut item = Item::from([
+        let item = Item::from([
             (attr::REQUEST_ID.into(), string(id.to_string())),
             (attr::GENERATION.into(), num(2)),
-            (attr::CLAIM_ID.into(), string("c1")),
             (attr::ENTRY_TIME_MS.into(), num(5)),
+            (attr::QUEUE_POSITION.into(), num(9)),
         ]);
         let stored = StoredRequest::try_from(&item).unwrap();
         assert_eq!(stored.generation, 2);
-        assert!(stored.record.is_none());
-        item.insert(attr::QUEUE_POSITION.into(), num(9));
-        let record = StoredRequest::try_from(&item).unwrap().record.unwrap();
+        let record = stored.record;
         assert_eq!(
-            (record.request_id, record.position, record.token),
-            (id, 9, None)
+            (
+                record.request_id,
+                record.position,
+                record.bypass,
+                record.token
+            ),
+            (id, 9, false, None)
         );
     }
 }
