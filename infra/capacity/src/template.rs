@@ -247,13 +247,21 @@ mod tests {
         let runner = stack.scheduled().expect("a scheduled function");
         assert_eq!(runner.binary, "strategy-runner");
         assert_eq!(runner.schedule_secs, Some(60.0));
-        assert_eq!(runner.memory_mb, 256.0);
+        assert_eq!(runner.memory_mb, 128.0);
+        assert_eq!(runner.reserved_concurrency, Some(1.0), "one runner at a time");
         let consumer = stack.queue_consumer().expect("a queue consumer");
         assert_eq!(consumer.queue_batch_size, Some(1000.0));
         assert_eq!(
             consumer.queue_max_concurrency,
-            Some(5.0),
+            Some(20.0),
             "ConsumerMaxConcurrency's default"
+        );
+        assert!(
+            stack
+                .functions
+                .iter()
+                .all(|f| f.reserved_concurrency.is_some()),
+            "every function has reserved concurrency"
         );
         assert_eq!(stack.serving("/status").unwrap().binary, "public-reads");
         assert_eq!(
