@@ -1,6 +1,7 @@
 //! Property tests: under any interleaving of arrivals, duplicate deliveries, increments, token
 //! claims, completions, expiry and strategy passes, no place is given twice or lost, the serving
-//! counter never passes the queue counter, and MaxSize never lets more visitors in than its cap.
+//! counter never passes the queue counter, and MaxSize never lets more visitors in than its cap,
+//! even when the exit counts it admits on lag a whole runner pass.
 
 use std::collections::{HashMap, HashSet};
 
@@ -176,5 +177,128 @@ proptest! {
     #[test]
     fn max_size_never_lets_more_in_than_its_cap(cap in 1u64..12, steps in prop::collection::vec(step(false), 1..80)) {
         run(steps, Some(cap))?;
+    }
+}
+
+/// One step of a sale where the runner's sums of the stripes lag a whole pass.
+#[derive(Debug, Clone)]
+enum LagStep {
+    Arrive(u8),
+    Deliver,
+    Claim(u8),
+    End(u8, bool),
+    Wait(u32),
+    Pass,
+}
+
+fn lag_step() -> impl Strategy<Value = LagStep> {
+    prop_oneof![
+        3 => (1u8..20).prop_map(LagStep::Arrive),
+        2 => Just(LagStep::Deliver),
+        4 => any::<u8>().prop_map(LagStep::Claim),
+        3 => (any::<u8>(), any::<bool>()).prop_map(|(i, done)| LagStep::End(i, done)),
+        2 => (1u32..400_000).prop_map(LagStep::Wait),
+        3 => Just(LagStep::Pass),
+    ]
+}
+
+/// MaxSize admits on exit counts a pass old (the runner and, with the safety net, the
+/// consumer), while the counts summed afresh must never show more in flight than the cap.
+fn run_lagging(steps: Vec<LagStep>, cap: u64, safety_net: bool) -> Result<(), TestCaseError> {
+    use std::sync::Arc;
+    use waiting_room_core::WaitingRoom;
+    use waiting_room_core::adapters::{
+        InstrumentedStore, ManualClock, MemoryBuffer, MemoryStore, SystemClock,
+    };
+    use waiting_room_core::domain::{EventConfig, SessionEnd};
+    use waiting_room_core::ports::{Clock, Store};
+    use waiting_room_core::token::{KeyAlgorithm, KeyRing, SigningKey, TokenIssuer};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let truth = MemoryStore::new();
+        let lagging = Arc::new(InstrumentedStore::new(truth.clone()).with_lagging_exits());
+        let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+        let buffer = Arc::new(MemoryBuffer::new(10_000));
+        let key = SigningKey::generate(KeyAlgorithm::EdDSA).unwrap();
+        let room = WaitingRoom::new(lagging, clock.clone(), no_cache())
+            .with_buffer(buffer.clone())
+            .with_tokens(TokenIssuer::new(
+                Arc::new(KeyRing::new(key, vec![])),
+                "prop",
+            ));
+        let event_id = event("lag");
+        let mut config = EventConfig::new(event_id.clone());
+        config.strategy = RoomStrategy::MaxSize { max_active: cap };
+        config.safety_net = safety_net;
+        // Short windows, so claims, expiries and settlements all happen within the steps.
+        config.token_ttl_secs = 60;
+        config.position_expiry_secs = 30;
+        room.create_event(config, "prop").await.unwrap();
+        let mut known: Vec<RequestId> = Vec::new();
+        for step in steps {
+            match step {
+                LagStep::Arrive(n) => {
+                    for _ in 0..n {
+                        known.push(room.enqueue(&event_id).await.unwrap());
+                    }
+                }
+                LagStep::Deliver => {
+                    if !buffer.is_empty() {
+                        let batch = buffer.next_batch(50).await;
+                        prop_assert!(room.assign_batch(&batch).await.failed.is_empty());
+                    }
+                }
+                LagStep::Claim(i) => {
+                    if !known.is_empty() {
+                        let _ = room
+                            .generate_token(&event_id, &known[i as usize % known.len()])
+                            .await;
+                    }
+                }
+                LagStep::End(i, done) => {
+                    if !known.is_empty() {
+                        let end = if done {
+                            SessionEnd::Completed
+                        } else {
+                            SessionEnd::Abandoned
+                        };
+                        let id = known[i as usize % known.len()];
+                        let _ = room.update_session(&event_id, &id, end, "prop").await;
+                    }
+                }
+                LagStep::Wait(ms) => clock.advance_ms(ms as i64),
+                LagStep::Pass => {
+                    let config = room.event(&event_id).await.unwrap();
+                    room.apply_strategy(&config).await.unwrap();
+                }
+            }
+            let fresh = truth
+                .count_exits(&event_id, clock.now_ms())
+                .await
+                .unwrap()
+                .unwrap();
+            prop_assert!(
+                fresh.in_flight() <= cap,
+                "in flight over cap {cap}: {fresh:?}"
+            );
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn max_size_holds_its_cap_with_exit_counts_a_pass_late(
+        cap in 1u64..10,
+        safety_net in any::<bool>(),
+        steps in prop::collection::vec(lag_step(), 1..100),
+    ) {
+        run_lagging(steps, cap, safety_net)?;
     }
 }
