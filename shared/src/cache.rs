@@ -116,6 +116,14 @@ impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
         Ok(value)
     }
 
+    /// Keeps `value` for `key` as if just loaded (a value the caller read for its own reasons).
+    pub fn insert(&self, key: &K, value: V) {
+        self.slot(key).value.store(Some(Arc::new(Loaded {
+            at: Instant::now(),
+            value: Arc::new(value),
+        })));
+    }
+
     /// Forgets a key, so a change made by this process is seen at once (a load already under
     /// way fills the forgotten slot, not the next one).
     pub fn invalidate(&self, key: &K) {
@@ -185,6 +193,14 @@ mod tests {
                 .await
                 .map(|v| *v),
             Ok(3)
+        );
+        cache.insert(&1, 4);
+        assert_eq!(
+            cache
+                .get_or_load(&1, || async { Ok::<_, ()>(5) })
+                .await
+                .map(|v| *v),
+            Ok(4)
         );
 
         let expiring = TtlCache::<u8, u64>::new(Duration::ZERO);

@@ -248,7 +248,11 @@ mod tests {
         assert_eq!(runner.binary, "strategy-runner");
         assert_eq!(runner.schedule_secs, Some(60.0));
         assert_eq!(runner.memory_mb, 128.0);
-        assert_eq!(runner.reserved_concurrency, Some(1.0), "one runner at a time");
+        assert_eq!(
+            runner.reserved_concurrency,
+            Some(1.0),
+            "one runner at a time"
+        );
         let consumer = stack.queue_consumer().expect("a queue consumer");
         assert_eq!(consumer.queue_batch_size, Some(1000.0));
         assert_eq!(

@@ -65,8 +65,12 @@ impl WaitingRoom {
         batch: &[EnqueueRequest],
         indexes: &[usize],
     ) -> Result<Option<crate::ports::AssignOutcome>, Error> {
-        let Some(config) = self.store.get_event(event_id).await? else {
-            return Ok(None);
+        // The cached config: a batch needs only to know the event exists and whether its
+        // safety net is on, and the store assigns nothing for an event gone meanwhile.
+        let config = match self.cached_config(event_id).await {
+            Ok(config) => config,
+            Err(Error::UnknownEvent) => return Ok(None),
+            Err(error) => return Err(error),
         };
         let requests: Vec<EnqueueRequest> = indexes.iter().map(|&i| batch[i].clone()).collect();
         let outcome = self

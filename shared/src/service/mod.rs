@@ -81,7 +81,7 @@ impl WaitingRoom {
             configs: TtlCache::new(cache.config_ttl),
             generations: TtlCache::new(cache.counters_ttl),
             views: TtlCache::new(cache.counters_ttl),
-            moves: moves::MovesCache::default(),
+            moves: moves::MovesCache::new(cache.counters_ttl),
             revocations: CircuitBreaker::new(BreakerSettings::default()),
         }
     }
@@ -194,5 +194,6 @@ impl WaitingRoom {
         self.configs.invalidate(event_id);
         self.generations.invalidate(event_id);
         self.views.invalidate(event_id);
+        self.moves.refresh_soon(event_id);
     }
 }

@@ -2,13 +2,14 @@
 //! it may claim, without a store read per visitor.
 //!
 //! Moves are only ever added, so a move found here stays true for good: a stale log can only
-//! answer "not served yet". Callers ask only for places a (cached) serving counter has reached,
-//! so a place the log lacks means a newer move exists: the log then reads the moves after the
-//! last one it holds, once for all callers waiting on that event. A visitor is thus let in as
-//! soon as the move that reached them is stored, and never before.
+//! answer "not served yet". A place the log lacks makes it read the moves after the last one
+//! it holds, once for all callers waiting on that event and at most once per refresh interval
+//! (sooner after this process moved the counter itself). A visitor is thus let in within that
+//! interval of the move that reached them, and never before it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::domain::{EventId, ServingIncrement};
 use crate::ports::{Store, StoreError};
@@ -18,6 +19,8 @@ use crate::ports::{Store, StoreError};
 struct Log {
     generation: u64,
     moves: Vec<ServingIncrement>,
+    /// When the moves were last read; `None`: read at the next miss.
+    read_at: Option<Instant>,
 }
 
 impl Log {
@@ -31,14 +34,22 @@ impl Log {
     }
 }
 
-#[derive(Default)]
 pub(super) struct MovesCache {
+    /// Shortest pause between two reads of one event's moves.
+    refresh: Duration,
     // std Mutex: held only to find an event's log. Each log's tokio Mutex is held across its
     // read, so concurrent misses on one event make a single read.
     logs: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<Log>>>>,
 }
 
 impl MovesCache {
+    pub fn new(refresh: Duration) -> Self {
+        Self {
+            refresh,
+            logs: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn log(&self, event_id: &EventId) -> Arc<tokio::sync::Mutex<Log>> {
         let mut logs = match self.logs.lock() {
             Ok(logs) => logs,
@@ -59,6 +70,9 @@ impl MovesCache {
         if let Some(found) = log.covering(place) {
             return Ok(Some(found));
         }
+        if log.read_at.is_some_and(|at| at.elapsed() < self.refresh) {
+            return Ok(None);
+        }
         let after = log.reached();
         let Some(mut newer) = store.serving_moves(event_id, after).await? else {
             return Ok(None);
@@ -75,7 +89,15 @@ impl MovesCache {
             log.moves.clear();
         }
         log.moves.extend(newer.moves);
+        log.read_at = Some(Instant::now());
         Ok(log.covering(place))
+    }
+
+    /// Reads the moves again at the next miss (after this process moved the counter).
+    pub fn refresh_soon(&self, event_id: &EventId) {
+        if let Ok(mut log) = self.log(event_id).try_lock() {
+            log.read_at = None;
+        }
     }
 
     /// Forgets an event's moves (after this process reset it).

@@ -163,14 +163,14 @@ impl WaitingRoom {
     }
 
     /// Where a request stands. Whether its place is served is decided by the serving moves,
-    /// which only grow: a place no move has reached is never called served. `counter` is the
-    /// cached serving counter: a place beyond it is waiting without a look-up, so the moves
-    /// are read again only when a move the cache lacks must exist.
+    /// which only grow: a place no move has reached is never called served. `counter` is a
+    /// cached serving counter the caller holds, if any: a place beyond it is waiting without
+    /// a look-up.
     async fn standing(
         &self,
         config: &EventConfig,
         request: &RequestRecord,
-        counter: u64,
+        counter: Option<u64>,
     ) -> Result<Standing, Error> {
         let now = self.now_ms();
         if let Some(token) = &request.token {
@@ -195,7 +195,7 @@ impl WaitingRoom {
             return Ok(Standing::AwaitingDraw);
         }
         let place = config.place(request.position);
-        if place > counter {
+        if counter.is_some_and(|counter| place > counter) {
             return Ok(Standing::Waiting { place });
         }
         let Some(made) = self
@@ -229,7 +229,7 @@ impl WaitingRoom {
             .await?
             .ok_or_else(|| unplaced(request_id, &view.counters, self.now_ms()))?;
         let standing = self
-            .standing(&view.config, &request, view.counters.serving_counter)
+            .standing(&view.config, &request, Some(view.counters.serving_counter))
             .await?;
         Ok((request, standing))
     }
@@ -270,8 +270,8 @@ impl WaitingRoom {
         if let Some(token) = request.token {
             return Self::existing_token(token, now);
         }
-        let counter = self.view(event_id).await?.counters.serving_counter;
-        let claim_by_ms = match self.standing(&config, &request, counter).await? {
+        // Decided on the serving moves alone: no shared counter is read per claim.
+        let claim_by_ms = match self.standing(&config, &request, None).await? {
             Standing::Served { claim_by_ms, .. } => claim_by_ms,
             Standing::Expired { .. } => return Err(Error::PositionExpired),
             // (Claimed cannot happen: the request had no token.)
@@ -361,7 +361,7 @@ impl WaitingRoom {
             };
         };
         let standing = self
-            .standing(&view.config, &request, counters.serving_counter)
+            .standing(&view.config, &request, Some(counters.serving_counter))
             .await?;
         status.queue_number = standing.place();
         match standing {

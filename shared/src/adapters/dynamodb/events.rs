@@ -1,7 +1,8 @@
 //! Events: the event item (config, the queue and serving counters, the generation, the exit
 //! counts as last settled), the catalog that lists events without a scan, and resets.
 //!
-//! The generation of each event is cached in process for [`super::GENERATION_TTL`]: a visitor's
+//! The generation of each event is cached in process for [`super::GENERATION_TTL`], refreshed
+//! by every read of the event item made for another reason (the views, the runner): a visitor's
 //! position look-up, claim and session end need it to tell the current line from one an
 //! operator reset, and reading the event item for it would put every visitor on that item.
 //! A stale generation is safe for that second: a reset made by another process is seen by
@@ -143,11 +144,19 @@ impl DynamoStore {
         &self,
         event_id: &EventId,
     ) -> Result<Option<EventConfig>, StoreError> {
-        self.table
-            .get(event_key(event_id))
-            .await?
-            .map(|item| EventConfig::try_from(&item))
-            .transpose()
+        let found = self.table.get(event_key(event_id)).await?;
+        self.saw_generation(event_id, found.as_ref())?;
+        found.map(|item| EventConfig::try_from(&item)).transpose()
+    }
+
+    /// Keeps the generation of an event item read for another reason, so the cache seldom
+    /// needs a read of its own.
+    fn saw_generation(&self, event_id: &EventId, found: Option<&Item>) -> Result<(), StoreError> {
+        let generation = found
+            .map(|item| item.number_or_zero(attr::GENERATION))
+            .transpose()?;
+        self.generations.insert(event_id, generation);
+        Ok(())
     }
 
     pub(super) async fn configs(&self) -> Result<Vec<EventConfig>, StoreError> {
@@ -179,11 +188,9 @@ impl DynamoStore {
         &self,
         event_id: &EventId,
     ) -> Result<Option<EventState>, StoreError> {
-        self.table
-            .get(event_key(event_id))
-            .await?
-            .map(|item| EventState::try_from(&item))
-            .transpose()
+        let found = self.table.get(event_key(event_id)).await?;
+        self.saw_generation(event_id, found.as_ref())?;
+        found.map(|item| EventState::try_from(&item)).transpose()
     }
 
     /// The event's current generation from the in-process cache (see the module docs);
@@ -192,10 +199,10 @@ impl DynamoStore {
         let generation = self
             .generations
             .get_or_load(event_id, || async {
-                Ok(self
-                    .event_state(event_id)
-                    .await?
-                    .map(|state| state.counters.generation))
+                let found = self.table.get(event_key(event_id)).await?;
+                found
+                    .map(|item| item.number_or_zero(attr::GENERATION))
+                    .transpose()
             })
             .await?;
         Ok(*generation)

@@ -52,8 +52,9 @@ use crate::ports::{
 };
 
 /// How long an event's generation is trusted without reading the event item again (see
-/// `events.rs`: a reset is seen this late by other processes).
-const GENERATION_TTL: Duration = Duration::from_secs(1);
+/// `events.rs`: a reset is seen this late by other processes, as config changes are by the
+/// room's config cache).
+const GENERATION_TTL: Duration = Duration::from_secs(5);
 
 /// [`Store`] on one DynamoDB table.
 #[derive(Clone)]
