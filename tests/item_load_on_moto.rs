@@ -297,6 +297,21 @@ async fn no_item_or_partition_takes_more_than_a_tenth_of_a_call_per_admitted_vis
             report.push_str(&format!("    {:>6.3}  {target}\n", *n as f64 / admitted));
         }
     }
+    report.push_str("  the most loaded of each kind:\n");
+    for prefix in ["item ", "partition ", "index "] {
+        for kind in [Kind::Read, Kind::Write] {
+            if let Some((_, n, target)) = by_load
+                .iter()
+                .rev()
+                .find(|(k, _, t)| *k == kind && t.starts_with(prefix))
+            {
+                report.push_str(&format!(
+                    "    {:>6.3}  {kind:?}s  {target}\n",
+                    *n as f64 / admitted
+                ));
+            }
+        }
+    }
     println!("{report}");
     let over: Vec<String> = counts
         .iter()
