@@ -168,6 +168,9 @@ impl WaitingRoom {
         let Some(config) = self.store.get_event(event_id).await? else {
             return Ok(None);
         };
+        // The config just read is fresher than the cached one: keep it, saving that cache a
+        // read of the event item of its own.
+        self.configs.insert(event_id, Some(config.clone()));
         let Some(counters) = self.store.counters(event_id).await? else {
             return Ok(None);
         };

@@ -29,7 +29,7 @@ use super::retry::{Try, retry};
 use super::schema::{
     RETENTION_SECS, TTL, attr, event_key, item, num, request_key, string, ttl_after,
 };
-use super::table::{Put, Returns, Update, Written};
+use super::table::{Put, Read, Returns, Update, Written};
 use crate::domain::{EnqueueRequest, EventId};
 use crate::ports::{AssignOutcome, StoreError};
 
@@ -106,7 +106,7 @@ impl DynamoStore {
         let repeated = (requests.len() - unique.len()) as u64;
         let unique = &unique;
         let mut outcome = retry(|| async move {
-            let Some(state) = self.event_state(event_id).await? else {
+            let Some(state) = self.event_state(event_id, Read::Strong).await? else {
                 return Ok(Try::Done(AssignOutcome::default()));
             };
             let generation = state.counters.generation;
@@ -147,7 +147,7 @@ impl DynamoStore {
             .map(|request| request_key(event_id, &request.request_id))
             .collect();
         let mut assigned = HashSet::new();
-        for found in self.table.batch_get(keys).await? {
+        for found in self.table.batch_get(keys, Read::Strong).await? {
             let stored = StoredRequest::try_from(&found)?;
             if stored.generation > generation {
                 return Ok(None);
@@ -223,7 +223,7 @@ impl DynamoStore {
                 failed.len()
             )));
         }
-        let still = self.event_state(event_id).await?;
+        let still = self.event_state(event_id, Read::Strong).await?;
         if still.is_none_or(|state| state.counters.generation != generation) {
             return Ok(None);
         }

@@ -9,7 +9,7 @@ use super::retry::{Try, retry};
 use super::schema::{
     Item, RETENTION_SECS, TTL, attr, boolean, code_key, item, num, request_key, string, ttl_after,
 };
-use super::table::{Put, Tx, Update};
+use super::table::{Put, Read, Tx, Update};
 use crate::domain::{BypassCode, EnqueueRequest, EventId};
 use crate::ports::{RedeemOutcome, StoreError};
 
@@ -65,7 +65,7 @@ impl DynamoStore {
         event_id: &EventId,
         codes: &[BypassCode],
     ) -> Result<bool, StoreError> {
-        if self.event_state(event_id).await?.is_none() {
+        if self.event_state(event_id, Read::Strong).await?.is_none() {
             return Ok(false);
         }
         let writes: Vec<_> = codes
@@ -85,7 +85,7 @@ impl DynamoStore {
         code: &str,
         request: &EnqueueRequest,
     ) -> Result<RedeemOutcome, StoreError> {
-        let Some(state) = self.event_state(event_id).await? else {
+        let Some(state) = self.event_state(event_id, Read::Strong).await? else {
             return Ok(RedeemOutcome::Refused);
         };
         let generation = state.counters.generation;

@@ -14,7 +14,7 @@ use super::DynamoStore;
 use super::codec::{ConfigAttributes, EventState, ItemExt, draw_json};
 use super::retry::{Try, retry};
 use super::schema::{Item, attr, catalog_key, catalog_partition, event_key, item, num, string};
-use super::table::{Put, Query, Tx, Update, Written};
+use super::table::{Put, Query, Read, Tx, Update, Written};
 use crate::domain::{Draw, EventConfig, EventId};
 use crate::ports::StoreError;
 
@@ -144,7 +144,8 @@ impl DynamoStore {
         &self,
         event_id: &EventId,
     ) -> Result<Option<EventConfig>, StoreError> {
-        let found = self.table.get(event_key(event_id)).await?;
+        // Strong: operators change a config by reading it, changing it and writing it back.
+        let found = self.table.get(event_key(event_id), Read::Strong).await?;
         self.saw_generation(event_id, found.as_ref())?;
         found.map(|item| EventConfig::try_from(&item)).transpose()
     }
@@ -173,7 +174,7 @@ impl DynamoStore {
             .collect::<Result<Vec<_>, _>>()?;
         let found = self
             .table
-            .batch_get(ids.iter().map(event_key).collect())
+            .batch_get(ids.iter().map(event_key).collect(), Read::Strong)
             .await?;
         let mut configs = found
             .iter()
@@ -183,12 +184,13 @@ impl DynamoStore {
         Ok(configs)
     }
 
-    /// The event item as it is now (a strongly consistent read).
+    /// The event item, as fresh as `read` asks.
     pub(super) async fn event_state(
         &self,
         event_id: &EventId,
+        read: Read,
     ) -> Result<Option<EventState>, StoreError> {
-        let found = self.table.get(event_key(event_id)).await?;
+        let found = self.table.get(event_key(event_id), read).await?;
         self.saw_generation(event_id, found.as_ref())?;
         found.map(|item| EventState::try_from(&item)).transpose()
     }
@@ -199,7 +201,8 @@ impl DynamoStore {
         let generation = self
             .generations
             .get_or_load(event_id, || async {
-                let found = self.table.get(event_key(event_id)).await?;
+                // Eventual: the cached generation may be late anyway (see the module docs).
+                let found = self.table.get(event_key(event_id), Read::Eventual).await?;
                 found
                     .map(|item| item.number_or_zero(attr::GENERATION))
                     .transpose()

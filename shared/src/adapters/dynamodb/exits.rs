@@ -18,7 +18,7 @@ use super::schema::{
     Item, PK, RETENTION_SECS, attr, claims_attr, event_key, expiring_attr, item, num, stripe_key,
     ttl_after,
 };
-use super::table::{Update, Written};
+use super::table::{Read, Update, Written};
 use crate::domain::exits::{
     STRIPES, Stripe, StripeSums, bucket_of, expiry_bucket, settled, settled_through,
 };
@@ -267,7 +267,10 @@ impl DynamoStore {
             keys.extend((0..STRIPES).map(|s| stripe_key(event_id, generation, s)));
             let mut state = None;
             let mut stripes = Vec::with_capacity(STRIPES as usize);
-            for found in self.table.batch_get(keys).await? {
+            // Eventual: a stale stripe shows fewer exits (it only ever gains them), and a stale
+            // event item a smaller serving counter, which makes the runner's move conditional
+            // on it fail: either way the room admits late, never too many.
+            for found in self.table.batch_get(keys, Read::Eventual).await? {
                 if found.get(PK) == event.get(PK) {
                     state = Some(EventState::try_from(&found)?);
                 } else if let Some(n) = stripe_number(&found) {

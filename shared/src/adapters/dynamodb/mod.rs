@@ -10,7 +10,7 @@
 //! - `codes.rs` and `audit.rs`: bypass codes and the admin trail.
 //!
 //! No visitor's read or write touches an item every visitor shares: a position look-up reads
-//! the visitor's item; a claim writes it once (conditionally) and adds to 1 of 32 stripes; a
+//! the visitor's item; a claim writes it once (conditionally) and adds to 1 of 96 stripes; a
 //! session end likewise. The event item takes one write per consumer batch and two per runner
 //! pass, and is read once per batch, per pass and per cache refresh.
 
@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::Client;
 pub use self::classes::{ItemClass, Scope};
 use self::metrics::CountCalls;
 pub use self::metrics::{CallCounts, CallRecord, Outcome, Touch};
-use self::table::Table;
+use self::table::{Read, Table};
 use super::aws::AwsConfig;
 use crate::cache::TtlCache;
 use crate::domain::{
@@ -150,8 +150,10 @@ impl Store for DynamoStore {
     }
 
     async fn counters(&self, event_id: &EventId) -> Result<Option<EventCounters>, StoreError> {
+        // Eventual: these counters feed the cached views (a second old by design); admission
+        // and assignment read the event item themselves, strongly.
         Ok(self
-            .event_state(event_id)
+            .event_state(event_id, Read::Eventual)
             .await?
             .map(|state| state.counters))
     }

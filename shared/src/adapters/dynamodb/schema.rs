@@ -14,7 +14,7 @@
 //! | audit entry | `AUDIT#<event>` | `<at_ms, 20 digits>#<uuid>` | who did what |
 //!
 //! Every request and every stripe has a partition key of its own, so a visitor's reads and
-//! writes touch its own item and 1 of 32 stripes, never an item every visitor shares. Serving
+//! writes touch its own item and 1 of 96 stripes, never an item every visitor shares. Serving
 //! moves sort by the counter value they reached (zero-padded so text order is number order):
 //! the move that let position p in is the first at or after p. A reset bumps the event's
 //! `generation`; request items carry the generation they were written in and count as absent
@@ -27,7 +27,7 @@
 //! |---|---|---|---|
 //! | `tokens_by_request` | `token_pk` = `<event>#<generation>#<stripe>` | `request_id` | `token_expires_at` |
 //!
-//! It is striped like the exit counts, so each index partition takes 1/32 of the claims.
+//! It is striped like the exit counts, so each index partition takes 1/96 of the claims.
 //! Attribute names are not DynamoDB reserved words (`queue_position`, not `position`;
 //! `session_status`, not `status`), so expressions need names only for time buckets.
 

@@ -10,7 +10,7 @@ use super::schema::{
     RETENTION_SECS, TTL, attr, counter_sort_key, event_key, item, move_key, num, serving_partition,
     string, ttl_after,
 };
-use super::table::{Put, Query, Tx, Update};
+use super::table::{Put, Query, Read, Tx, Update};
 use crate::domain::{EventId, ServingIncrement};
 use crate::ports::{ServingMoves, StoreError};
 
@@ -50,20 +50,26 @@ fn advance_serving(event_id: &EventId, state: &EventState, made: &ServingIncreme
     ]
 }
 
-/// Moves that reached past `after`, oldest first.
+/// Moves that reached past `after`, oldest first. Eventual: moves are only ever added, so a
+/// stale read can only miss the newest, which the caller takes as "not let in yet".
 fn moves_after(event_id: &EventId, generation: u64, after: u64) -> Query {
-    Query::new(
-        "pk = :pk AND sk > :after",
-        item([
-            (":pk", string(serving_partition(event_id, generation))),
-            (":after", string(counter_sort_key(after))),
-        ]),
-    )
+    Query {
+        read: Read::Eventual,
+        ..Query::new(
+            "pk = :pk AND sk > :after",
+            item([
+                (":pk", string(serving_partition(event_id, generation))),
+                (":after", string(counter_sort_key(after))),
+            ]),
+        )
+    }
 }
 
-/// Moves, newest first (read until older than wanted).
+/// Moves, newest first (read until older than wanted). Eventual, as above: the admission rate
+/// they give is a second late at most.
 fn moves_newest_first(event_id: &EventId, generation: u64) -> Query {
     Query {
+        read: Read::Eventual,
         forward: false,
         limit: Some(50),
         ..Query::new(
@@ -82,7 +88,7 @@ impl DynamoStore {
         now_ms: i64,
     ) -> Result<Option<ServingIncrement>, StoreError> {
         retry(|| async move {
-            let Some(state) = self.event_state(event_id).await? else {
+            let Some(state) = self.event_state(event_id, Read::Strong).await? else {
                 return Ok(Try::Done(None));
             };
             let counters = state.counters;

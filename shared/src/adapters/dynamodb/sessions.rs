@@ -15,7 +15,7 @@ use super::schema::{
     Item, RETENTION_SECS, TOKEN_RETENTION_SECS, TOKENS_INDEX, attr, item, num, request_key, string,
     token_partition,
 };
-use super::table::{Query, Returns, Update, Written};
+use super::table::{Query, Read, Returns, Update, Written};
 use crate::domain::exits::{STRIPES, stripe_of};
 use crate::domain::{
     Admission, EventId, RequestId, RequestRecord, SessionEnd, SessionStatus, TokenRecord,
@@ -120,7 +120,9 @@ impl DynamoStore {
         event_id: &EventId,
         request_id: &RequestId,
     ) -> Result<Option<Item>, StoreError> {
-        self.table.get(request_key(event_id, request_id)).await
+        self.table
+            .get(request_key(event_id, request_id), Read::Strong)
+            .await
     }
 
     pub(super) async fn request(

@@ -71,9 +71,26 @@ impl Update {
     }
 }
 
-/// A Query; on the table itself it is strongly consistent, on the index it cannot be.
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Read {
+    /// Sees every write that succeeded before it.
+    Strong,
+    /// May miss the last second of writes, for half the read units (and any replica can
+    /// answer): only for reads a stale answer cannot make wrong, each saying why.
+    Eventual,
+}
+
+impl Read {
+    fn consistent(self) -> bool {
+        self == Read::Strong
+    }
+}
+
+/// A Query; the index can only be read eventually consistent.
 #[derive(Debug, Clone)]
 pub(super) struct Query {
+    pub read: Read,
     pub index: Option<&'static str>,
     pub key_condition: &'static str,
     pub filter: Option<&'static str>,
@@ -85,6 +102,7 @@ pub(super) struct Query {
 impl Query {
     pub fn new(key_condition: &'static str, values: Item) -> Self {
         Self {
+            read: Read::Strong,
             index: None,
             key_condition,
             filter: None,
@@ -198,29 +216,29 @@ impl Table {
         Ok(())
     }
 
-    pub async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+    pub async fn get(&self, key: Item, read: Read) -> Result<Option<Item>, StoreError> {
         Ok(self
             .client
             .get_item()
             .table_name(&self.name)
             .set_key(Some(key))
-            .consistent_read(true)
+            .consistent_read(read.consistent())
             .send()
             .await
             .map_err(store_error)?
             .item)
     }
 
-    /// Several items, one round trip per 100 keys (strongly consistent), in no particular
-    /// order; keys not found are absent.
-    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    /// Several items, one round trip per 100 keys, in no particular order; keys not found are
+    /// absent.
+    pub async fn batch_get(&self, keys: Vec<Item>, read: Read) -> Result<Vec<Item>, StoreError> {
         // std Mutexes: held only to copy a value in or out, never across an `.await`.
         let found = Mutex::new(Vec::with_capacity(keys.len()));
         for chunk in keys.chunks(100) {
             let wanted = Mutex::new(Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
+                    .consistent_read(read.consistent())
                     .build()
                     .map_err(build_error)?,
             ));
@@ -383,7 +401,7 @@ impl Table {
             .scan_index_forward(query.forward)
             .set_limit(query.limit)
             // The index cannot be read consistently; the table can.
-            .consistent_read(query.index.is_none())
+            .consistent_read(query.index.is_none() && query.read.consistent())
             .set_exclusive_start_key(start)
             .send()
             .await
