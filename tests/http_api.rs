@@ -1085,7 +1085,8 @@ async fn event_state_is_one_shared_document_that_revalidates_with_304() {
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{validator:?}");
     }
 
-    // A serving move changes the document and its validator; the page reads the move's time.
+    // A serving move changes the document and its validator; the page reads the move's time
+    // and its claim deadline (the default 15-minute window).
     let moved_at = clock.now_ms();
     increment(&app, "demo", 2).await;
     let moved = call(
@@ -1100,7 +1101,7 @@ async fn event_state_is_one_shared_document_that_revalidates_with_304() {
     assert_eq!(moved.body["serving_counter"], 2);
     assert_eq!(
         moved.body["serving_moves"],
-        json!([{"from": 0, "to": 2, "at_ms": moved_at}])
+        json!([{"from": 0, "to": 2, "at_ms": moved_at, "claim_by_ms": moved_at + 900_000}])
     );
     assert_ne!(moved.headers["etag"].to_str().unwrap(), etag);
 
