@@ -235,21 +235,15 @@ impl DynamoStore {
 /// stage. They run against moto when `WR_TEST_AWS_ENDPOINT` is set.
 #[cfg(test)]
 mod tests {
-    use super::super::store_on_moto;
+    use super::super::event_on_moto;
     use super::*;
-    use crate::domain::{EventConfig, RequestId};
+    use crate::domain::RequestId;
     use crate::ports::Store;
 
     const T0_MS: i64 = 1_767_225_600_000;
 
-    async fn event_with(store: &DynamoStore, n: usize) -> (EventId, Vec<EnqueueRequest>) {
-        let event_id = EventId::parse("e").unwrap();
-        assert!(
-            store
-                .create_event(&EventConfig::new(event_id.clone()), T0_MS)
-                .await
-                .unwrap()
-        );
+    async fn event_with(n: usize) -> Option<(DynamoStore, EventId, Vec<EnqueueRequest>)> {
+        let (store, event_id) = event_on_moto(T0_MS).await?;
         let requests = (0..n)
             .map(|i| EnqueueRequest {
                 event_id: event_id.clone(),
@@ -257,7 +251,7 @@ mod tests {
                 entry_time_ms: T0_MS + i as i64,
             })
             .collect();
-        (event_id, requests)
+        Some((store, event_id, requests))
     }
 
     async fn position_of(store: &DynamoStore, event_id: &EventId, r: &EnqueueRequest) -> u64 {
@@ -271,10 +265,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_that_dies_after_moving_the_counter_leaves_a_gap_never_a_duplicate() {
-        let Some(store) = store_on_moto().await else {
+        let Some((store, event_id, requests)) = event_with(3).await else {
             return;
         };
-        let (event_id, requests) = event_with(&store, 3).await;
         // A consumer moves the counter for all three, writes the first and dies.
         let moved = move_queue_counter(&event_id, 0, 3, T0_MS);
         assert!(matches!(
@@ -312,10 +305,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_position_write_never_lands_on_a_request_already_assigned() {
-        let Some(store) = store_on_moto().await else {
+        let Some((store, event_id, requests)) = event_with(1).await else {
             return;
         };
-        let (event_id, requests) = event_with(&store, 1).await;
         store
             .assign_positions(&event_id, &requests, T0_MS)
             .await

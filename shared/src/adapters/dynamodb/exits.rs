@@ -194,6 +194,15 @@ pub(super) struct Summed {
 }
 
 impl DynamoStore {
+    /// One `ADD` on a stripe, tried again while throttled.
+    async fn add_to_stripe(&self, build: impl Fn() -> Update) -> Result<(), StoreError> {
+        retry(|| {
+            let add = build();
+            async move { self.table.update(add).await.map(|_| Try::Done(())) }
+        })
+        .await
+    }
+
     /// Counts a claim in its stripe (before the claim is written).
     pub(super) async fn count_claim(
         &self,
@@ -203,11 +212,8 @@ impl DynamoStore {
         admission: &Admission,
         token: &TokenRecord,
     ) -> Result<(), StoreError> {
-        retry(|| async move {
-            let add = count_claim(event_id, generation, stripe, admission, token, 1);
-            self.table.update(add).await.map(|_| Try::Done(()))
-        })
-        .await
+        self.add_to_stripe(|| count_claim(event_id, generation, stripe, admission, token, 1))
+            .await
     }
 
     /// Takes back the count of a claim refused after it was counted. If this fails, the count
@@ -220,12 +226,8 @@ impl DynamoStore {
         admission: &Admission,
         token: &TokenRecord,
     ) {
-        let taken_back = retry(|| async move {
-            let undo = count_claim(event_id, generation, stripe, admission, token, -1);
-            self.table.update(undo).await.map(|_| Try::Done(()))
-        })
-        .await;
-        if let Err(error) = taken_back {
+        let undo = || count_claim(event_id, generation, stripe, admission, token, -1);
+        if let Err(error) = self.add_to_stripe(undo).await {
             tracing::warn!(%error, event_id = %event_id, "refused claim left counted");
         }
     }
@@ -241,12 +243,8 @@ impl DynamoStore {
         expires_at_s: i64,
         now_ms: i64,
     ) {
-        let counted = retry(|| async move {
-            let add = count_end(event_id, generation, stripe, end, expires_at_s, now_ms);
-            self.table.update(add).await.map(|_| Try::Done(()))
-        })
-        .await;
-        if let Err(error) = counted {
+        let add = || count_end(event_id, generation, stripe, end, expires_at_s, now_ms);
+        if let Err(error) = self.add_to_stripe(add).await {
             tracing::warn!(%error, event_id = %event_id, "session end not counted; it counts as expired later");
         }
     }
@@ -336,11 +334,10 @@ impl DynamoStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::store_on_moto;
+    use super::super::event_on_moto;
     use super::*;
+    use crate::domain::SessionStatus;
     use crate::domain::exits::{BUCKET_MS, SETTLE_MS};
-    use crate::domain::{EventConfig, SessionStatus};
-    use crate::ports::Store;
 
     const T0_MS: i64 = 1_767_225_600_000;
 
@@ -376,16 +373,9 @@ mod tests {
 
     #[tokio::test]
     async fn folding_a_stripe_keeps_its_sums_and_sheds_its_buckets() {
-        let Some(store) = store_on_moto().await else {
+        let Some((store, event_id)) = event_on_moto(T0_MS).await else {
             return;
         };
-        let event_id = EventId::parse("e").unwrap();
-        assert!(
-            store
-                .create_event(&EventConfig::new(event_id.clone()), T0_MS)
-                .await
-                .unwrap()
-        );
         // Claims in one stripe spread over 40 buckets, one in four ended early.
         for i in 0..40 {
             let at = T0_MS + i * BUCKET_MS;

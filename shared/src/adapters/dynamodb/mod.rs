@@ -284,10 +284,11 @@ impl Store for DynamoStore {
     }
 }
 
-/// A store on a fresh table of the moto endpoint in `WR_TEST_AWS_ENDPOINT`, for the adapter's
-/// own tests of failures only code inside it can stage; `None` (said out loud) without one.
+/// A store on a fresh table of the moto endpoint in `WR_TEST_AWS_ENDPOINT`, holding one event
+/// `e` created at `now_ms`, for the adapter's own tests of failures only code inside it can
+/// stage; `None` (said out loud) without an endpoint.
 #[cfg(test)]
-async fn store_on_moto() -> Option<DynamoStore> {
+async fn event_on_moto(now_ms: i64) -> Option<(DynamoStore, EventId)> {
     let endpoint = crate::adapters::aws::test_endpoint("dynamodb adapter")?;
     let table = format!("wr-unit-{}", &uuid::Uuid::new_v4().to_string()[..8]);
     let store = DynamoStore::new(&AwsConfig::local(&endpoint), table);
@@ -295,5 +296,11 @@ async fn store_on_moto() -> Option<DynamoStore> {
         .create_table()
         .await
         .expect("WR_TEST_AWS_ENDPOINT is set but moto is unreachable");
-    Some(store)
+    let event_id = EventId::parse("e").expect("event id");
+    let created = store
+        .create_event(&EventConfig::new(event_id.clone()), now_ms)
+        .await
+        .expect("create the event");
+    assert!(created, "a fresh table");
+    Some((store, event_id))
 }
