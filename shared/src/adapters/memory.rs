@@ -193,7 +193,8 @@ impl Store for MemoryStore {
         let outcome = self.with_event(event_id, |data| {
             let mut outcome = AssignOutcome::default();
             let mut in_order: Vec<&EnqueueRequest> = requests.iter().collect();
-            in_order.sort_by_key(|r| (r.entry_time_ms, r.request_id));
+            // Stable: requests that entered in the same millisecond keep the batch's order.
+            in_order.sort_by_key(|r| r.entry_time_ms);
             for request in in_order {
                 if request.request_id.generation() < data.counters.generation {
                     outcome.wiped += 1;

@@ -102,7 +102,8 @@ impl DynamoStore {
             .iter()
             .filter(|request| seen.insert(request.request_id))
             .collect();
-        unique.sort_by_key(|request| (request.entry_time_ms, request.request_id));
+        // Stable: requests that entered in the same millisecond keep the batch's order.
+        unique.sort_by_key(|request| request.entry_time_ms);
         let repeated = (requests.len() - unique.len()) as u64;
         let unique = &unique;
         let mut outcome = retry(|| async move {
