@@ -168,12 +168,13 @@ impl WaitingRoom {
         let Some(config) = self.store.get_event(event_id).await? else {
             return Ok(None);
         };
-        // The config just read is fresher than the cached one: keep it, saving that cache a
-        // read of the event item of its own.
+        // The config and generation just read are fresher than the cached ones: keep them,
+        // saving those caches a read of the event item of their own.
         self.configs.insert(event_id, Some(config.clone()));
         let Some(counters) = self.store.counters(event_id).await? else {
             return Ok(None);
         };
+        self.generations.insert(event_id, Some(counters.generation));
         let now = self.now_ms();
         // The window before the last move, not before now: the shared document then depends on
         // the data alone (the rate as of now is computed from the same moves).
