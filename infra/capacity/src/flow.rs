@@ -1,5 +1,5 @@
 //! Store calls per admitted visitor, counted by [`InstrumentedStore`] while visitors go through
-//! the real room: join → position look-ups at the page's own pace (every 800 ms while the
+//! the real room: join → position look-ups at the page's own pace (doubling pauses from 500 ms while the
 //! request has no position, then at the `next_poll_ms` `/status` gives) → admission by the
 //! strategy runner → token claim → session end by `update_session` (or, for some, token
 //! expiry; and some served visitors never claim, so their places expire). Time is a manual
@@ -51,10 +51,12 @@ pub fn is_write(operation: &str) -> bool {
     WRITES.contains(&operation) || DYNAMODB_WRITES.contains(&operation)
 }
 
-/// The page's pause after joining before its first look-up, and between look-ups while the
-/// request has no position yet (`shared/web/assets/room.js`: `schedule(500)`, `schedule(800)`).
-pub const PAGE_FIRST_LOOKUP_MS: i64 = 500;
-pub const PAGE_UNPLACED_POLL_MS: i64 = 800;
+/// The page's pause before look-up `attempt` (0 after joining) of a request that has no
+/// position yet: quick at first, doubling up to 8 s (`unplacedDelayMs` in
+/// `shared/web/assets/queue.js`, which the page's jitter spreads by ±15%).
+pub fn unplaced_delay_ms(attempt: u32) -> i64 {
+    (500_i64 << attempt.min(4)).min(8_000)
+}
 
 /// The store the counted room runs on.
 pub enum Backend {
@@ -117,6 +119,15 @@ impl Step {
             Step::SessionEnd => "update_session (per end)",
             Step::IdlePass => "idle strategy pass",
         }
+    }
+
+    /// A visitor's request that reads the event through its process's cache: the event reads
+    /// seen during it are reloads of that cache, which scale with instances, not requests.
+    pub fn reads_cached_event(self) -> bool {
+        matches!(
+            self,
+            Step::Enqueue | Step::UnplacedPoll | Step::Poll | Step::ServedPoll | Step::Token
+        )
     }
 
     /// The visitors one occurrence acts on: the visitor itself, a batch's visitors, the
@@ -266,7 +277,7 @@ pub(crate) fn ratio(a: u64, b: u64) -> f64 {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    /// Joined; polls every 800 ms until it has a position.
+    /// Joined; asks at the page's back-off until it has a position.
     Unplaced,
     Waiting,
     /// Served but never claims: done (its place expires in a runner pass).
@@ -281,6 +292,8 @@ enum Stage {
 struct Visitor {
     request_id: RequestId,
     next_poll_ms: i64,
+    /// Look-ups that found no position yet.
+    unplaced_asks: u32,
     stage: Stage,
 }
 
@@ -409,7 +422,8 @@ async fn run<S: Store + 'static>(
             rec.record(Step::Enqueue, 1);
             visitors.push(Visitor {
                 request_id,
-                next_poll_ms: now + PAGE_FIRST_LOOKUP_MS,
+                next_poll_ms: now + unplaced_delay_ms(0),
+                unplaced_asks: 0,
                 stage: Stage::Unplaced,
             });
             arrived += 1;
@@ -466,7 +480,8 @@ async fn run<S: Store + 'static>(
                 Ok(status) => status,
                 Err(Error::NotAssigned) => {
                     rec.record(Step::UnplacedPoll, 1);
-                    visitor.next_poll_ms = now + PAGE_UNPLACED_POLL_MS;
+                    visitor.unplaced_asks += 1;
+                    visitor.next_poll_ms = now + unplaced_delay_ms(visitor.unplaced_asks);
                     continue;
                 }
                 Err(error) => panic!("status: {error}"),
@@ -482,7 +497,8 @@ async fn run<S: Store + 'static>(
                 1,
             );
             if !status.assigned {
-                visitor.next_poll_ms = now + PAGE_UNPLACED_POLL_MS;
+                visitor.unplaced_asks += 1;
+                visitor.next_poll_ms = now + unplaced_delay_ms(visitor.unplaced_asks);
                 continue;
             }
             visitor.stage = Stage::Waiting;

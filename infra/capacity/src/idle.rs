@@ -52,10 +52,13 @@ impl IdleMonth {
     }
 }
 
+/// The idle month with the template's `Monitoring` on or off (alarms, the dashboard and the
+/// functions' traces exist only with it on).
 pub fn idle_month(
     stack: &Stack,
     measured: &Measured,
     prices: &Prices,
+    monitoring: bool,
 ) -> Result<IdleMonth, String> {
     let runner = stack
         .scheduled()
@@ -71,8 +74,23 @@ pub fn idle_month(
     let pass_rcu: f64 = idle_pass.classes.iter().map(|c| c.read_units).sum();
     let pass_wcu: f64 = idle_pass.classes.iter().map(|c| c.write_units).sum();
     let total_passes = invocations * passes as f64;
-    let alarm_metrics: f64 = stack.alarm_metrics.iter().map(|(_, n)| n).sum();
-    let traced = if runner.tracing { invocations } else { 0.0 };
+    let alarms: Vec<&(String, f64)> = stack
+        .alarm_metrics
+        .iter()
+        .filter(|(id, _)| stack.exists(id, monitoring))
+        .collect();
+    let alarm_metrics: f64 = alarms.iter().map(|(_, n)| n).sum();
+    let dashboards = stack
+        .dashboards
+        .iter()
+        .filter(|id| stack.exists(id, monitoring))
+        .count() as f64;
+    let traced_runner = if monitoring {
+        runner.tracing.0
+    } else {
+        runner.tracing.1
+    };
+    let traced = if traced_runner { invocations } else { 0.0 };
     let log_gb = invocations * LOG_BYTES_PER_INVOCATION / 1e9;
     let queue_polls = if stack.queue_consumer().is_some() {
         IDLE_QUEUE_POLLS_PER_SEC * MONTH_SECS
@@ -146,15 +164,12 @@ pub fn idle_month(
         Line {
             item: "CloudWatch alarms".into(),
             usd: alarm_metrics * prices.alarm_metric_month,
-            how: format!(
-                "{} alarms watching {alarm_metrics} metrics",
-                stack.alarm_metrics.len()
-            ),
+            how: format!("{} alarms watching {alarm_metrics} metrics", alarms.len()),
         },
         Line {
             item: "CloudWatch dashboards".into(),
-            usd: stack.dashboards * prices.dashboard_month,
-            how: format!("{} dashboard(s)", stack.dashboards),
+            usd: dashboards * prices.dashboard_month,
+            how: format!("{dashboards} dashboard(s)"),
         },
         Line {
             item: "Secrets Manager".into(),
@@ -215,7 +230,7 @@ mod tests {
     fn the_idle_month_prices_every_resource_of_the_template() {
         let stack = Stack::of_repository().unwrap();
         let measured = Measured::checked_in().unwrap();
-        let month = idle_month(&stack, &measured, &Prices::default()).unwrap();
+        let month = idle_month(&stack, &measured, &Prices::default(), true).unwrap();
         let names: Vec<&str> = month.lines.iter().map(|l| l.item.as_str()).collect();
         for wanted in [
             "Lambda strategy-runner (scheduled)",
@@ -230,5 +245,20 @@ mod tests {
         let runner = &month.lines[0];
         assert!((runner.usd - 0.0230).abs() < 0.001, "{runner:?}");
         assert!(month.total() > runner.usd);
+    }
+
+    #[test]
+    fn without_monitoring_the_alarms_dashboard_and_traces_cost_nothing() {
+        let stack = Stack::of_repository().unwrap();
+        assert!(!stack.monitoring_default(), "monitoring is off by default");
+        let measured = Measured::checked_in().unwrap();
+        let on = idle_month(&stack, &measured, &Prices::default(), true).unwrap();
+        let off = idle_month(&stack, &measured, &Prices::default(), false).unwrap();
+        let names: Vec<&str> = off.lines.iter().map(|l| l.item.as_str()).collect();
+        for gone in ["CloudWatch dashboards", "CloudWatch alarms", "X-Ray traces"] {
+            assert!(!names.contains(&gone), "{names:?}");
+        }
+        // Dashboard $3, 19 alarm metrics $1.90, the runner's traces $0.22.
+        assert!((on.total() - off.total() - 5.12).abs() < 0.01, "{on:?} {off:?}");
     }
 }

@@ -9,5 +9,6 @@ pub mod flow;
 pub mod idle;
 pub mod measured;
 pub mod model;
+pub mod quotas;
 pub mod simulate;
 pub mod template;

@@ -5,10 +5,13 @@
 //! ([`Costs`]) and the stack's own settings ([`Stack`]) it derives, second by second, what every
 //! AWS service sees against each of its limits, when the first is crossed, and what it costs.
 
+use std::collections::VecDeque;
+
 use waiting_room_core::domain::{EventConfig, EventCounters, ServingIncrement, eta};
+use waiting_room_core::service::CacheSettings;
 
 use crate::aws::{Costs, Durations, Limits, StepRates, with_retries};
-use crate::flow::{PAGE_UNPLACED_POLL_MS, Step};
+use crate::flow::{Step, unplaced_delay_ms};
 use crate::template::{Function, Stack};
 
 /// How visitors arrive.
@@ -73,31 +76,30 @@ impl Arrival {
     }
 }
 
-/// How the visitor page polls, so today's page and a page polling a shared, cacheable
-/// document can both be priced.
+/// The visitor page as it is (`shared/web/assets/room.js`, `queue.js`): it joins, asks for
+/// its position at the back-off of [`unplaced_delay_ms`] until it has one, then polls only the
+/// shared `/event_state` document through CloudFront, at the pace of the poll policy the room
+/// publishes in that document ([`eta::POLL_POLICY`], the rule of [`eta::next_poll_ms`]), and
+/// claims its token at the first poll that shows its place served.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageBehaviour {
-    /// Origin requests per waiting (placed) visitor per minute; `None`: the room's own pacing
-    /// (`GET /status` at the `next_poll_ms` it answers), which no cache can serve.
-    pub origin_polls_per_min: Option<f64>,
-    /// Requests a waiting visitor sends CloudFront per minute; `None`: as many as reach the
-    /// origin.
-    pub viewer_polls_per_min: Option<f64>,
-    /// Origin requests per second per event for a shared document (CloudFront's misses after
-    /// collapsing per cache key).
-    pub shared_origin_rps: f64,
-    /// Pause between look-ups while a request has no position.
-    pub unplaced_poll_ms: f64,
+    /// Origin requests per second per event for `/event_state`: every CloudFront cache that
+    /// serves the crowd fetches it at most once per MinTTL (concurrent misses collapse).
+    pub state_origin_rps: f64,
 }
 
-impl Default for PageBehaviour {
-    /// Today's page: `/status` at the room's pace, every 800 ms before a position.
-    fn default() -> Self {
+/// Assumed: CloudFront caches fetching `/event_state` from the origin, each at most once per
+/// MinTTL. CloudFront has several hundred edge locations (and regional edge caches between
+/// them and the origin that collapse their misses further); a crowd of one region reaches far
+/// fewer. Even this bound is a few Lambda instances' work.
+pub const EDGE_CACHES: f64 = 600.0;
+
+impl PageBehaviour {
+    /// The page behind the template's CloudFront: `EDGE_CACHES` fetches per MinTTL of the
+    /// `/event_state` cache policy.
+    pub fn of(stack: &Stack) -> Self {
         Self {
-            origin_polls_per_min: None,
-            viewer_polls_per_min: None,
-            shared_origin_rps: 0.0,
-            unplaced_poll_ms: PAGE_UNPLACED_POLL_MS as f64,
+            state_origin_rps: EDGE_CACHES / stack.event_state_min_ttl_secs.max(1.0),
         }
     }
 }
@@ -121,6 +123,9 @@ pub struct Scenario {
     /// Requests to the main app per admitted visitor that go through the authorizer.
     pub authorized_requests: f64,
     pub page: PageBehaviour,
+    /// How long each process keeps the event's config and counters (the Lambda functions'
+    /// in-process cache).
+    pub cache: CacheSettings,
     /// Page files (HTML, script, style, strings) per visitor, from CloudFront.
     pub page_requests: f64,
 }
@@ -136,7 +141,10 @@ impl Scenario {
             sessions_ended: 1.0,
             abandon: 0.05,
             authorized_requests: 0.0,
-            page: PageBehaviour::default(),
+            page: PageBehaviour {
+                state_origin_rps: EDGE_CACHES,
+            },
+            cache: CacheSettings::default(),
             page_requests: 5.0,
         }
     }
@@ -147,6 +155,8 @@ impl Scenario {
 pub struct Second {
     pub t: u64,
     pub arrived: f64,
+    /// Tokens claimed.
+    pub claims: f64,
     /// In SQS, not yet given a position.
     pub backlog: f64,
     /// With a position, not yet let in.
@@ -200,6 +210,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Of the limits of one item or one partition (table or index), the one nearest its
+    /// budget at its peak.
+    pub fn busiest_item_or_partition(&self) -> Option<&Verdict> {
+        self.verdicts
+            .iter()
+            .filter(|v| v.source == Limits::ITEM)
+            .max_by(|a, b| (a.peak / a.limit).total_cmp(&(b.peak / b.limit)))
+    }
+
     /// The limit crossed first (earliest second; the larger overload on a tie).
     pub fn first_crossed(&self) -> Option<&Verdict> {
         self.verdicts
@@ -213,8 +232,9 @@ impl Outcome {
     }
 }
 
-/// Visitors who polled /status during one second, with `waiting` in line and the room
-/// letting `rate` visitors in per second: each polls every `next_poll_ms(ahead, eta)`.
+/// Polls of the shared document during one second, with `waiting` in line and the room
+/// letting `rate` visitors in per second: each polls every `next_poll_ms(ahead, eta)`, the rule
+/// of the poll policy the document publishes.
 pub fn polls_per_sec(waiting: f64, rate: f64) -> f64 {
     let waiting = waiting.max(0.0);
     let n = waiting.floor() as u64;
@@ -242,6 +262,62 @@ pub fn polls_per_sec(waiting: f64, rate: f64) -> f64 {
         ahead += width;
     }
     total += (waiting - saturated as f64).max(0.0) * 1000.0 / slowest;
+    total
+}
+
+/// Seconds a visitor `ahead` places from the front waits between two polls of the shared
+/// document, when the room lets `rate` visitors in per second.
+fn poll_secs(ahead: u64, rate: f64) -> f64 {
+    eta::next_poll_ms(ahead, eta::eta_seconds(ahead + 1, rate)) as f64 / 1000.0
+}
+
+/// How the claims of one serving move of `size` places spread over the seconds after it: each
+/// served visitor learns of the move at its next poll of the shared document, a uniformly
+/// random moment within its poll interval (polls are jittered, so their phases are spread),
+/// and claims then. Share of the claims in second 0, 1, ... after the move. Conservative: the
+/// caches in between (CloudFront's MinTTL, the functions' 1 s counters) only delay and spread
+/// the claims further, and are left out.
+pub fn claim_spread(size: u64, rate: f64) -> Vec<f64> {
+    const SAMPLES: u64 = 200;
+    let mut shares: Vec<f64> = Vec::new();
+    let samples = SAMPLES.min(size.max(1));
+    for i in 0..samples {
+        // The visitor in the middle of the i-th slice of the move, by places ahead of it.
+        let ahead = (2 * i + 1) * size / (2 * samples);
+        let p = poll_secs(ahead, rate).max(1e-3);
+        let weight = 1.0 / samples as f64;
+        let mut k = 0usize;
+        while (k as f64) < p {
+            let overlap = (p - k as f64).min(1.0);
+            if shares.len() <= k {
+                shares.resize(k + 1, 0.0);
+            }
+            shares[k] += weight * overlap / p;
+            k += 1;
+        }
+    }
+    shares
+}
+
+/// Look-ups one visitor makes between `age` and `age + 1` seconds after joining while its
+/// request has no position: look-up k ends a pause of `unplaced_delay_ms(k)`, spread over that
+/// pause (the page's jitter and the arrivals within a second smear them).
+fn unplaced_lookups(age: f64) -> f64 {
+    let mut start = 0.0;
+    let mut total = 0.0;
+    for attempt in 0.. {
+        let pause = unplaced_delay_ms(attempt) as f64 / 1000.0;
+        let end = start + pause;
+        if start >= age + 1.0 {
+            break;
+        }
+        let overlap = (end.min(age + 1.0) - start.max(age)).max(0.0);
+        total += overlap / pause;
+        start = end;
+        if attempt > 10 && start > age + 1.0 {
+            break;
+        }
+    }
     total
 }
 
@@ -353,7 +429,8 @@ pub fn simulate(
     // Counters in fractions (the model moves crowds, not people); the strategy sees whole ones.
     let (mut queue, mut serving, mut issued, mut completed, mut expired) =
         (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    let mut backlog = 0.0f64;
+    // Joined but not given a position yet, oldest first, by the second they joined.
+    let mut backlog: VecDeque<Cohort> = VecDeque::new();
     let mut arrived_total = 0.0f64;
     let mut history: Vec<ServingIncrement> = Vec::new();
     let mut to_claim: Vec<Cohort> = Vec::new();
@@ -370,7 +447,7 @@ pub fn simulate(
             / limits.batch_secs
     });
     let batch_size = consumer.and_then(|c| c.queue_batch_size).unwrap_or(10.0);
-    let reads_fn = stack.serving("/status");
+    let reads_fn = stack.serving("/queue_num");
     let shared_fn = stack.serving("/event_state").or(reads_fn);
     let enqueue_fn = stack.serving("/assign_queue_num");
     let token_fn = stack.serving("/generate_token");
@@ -383,7 +460,6 @@ pub fn simulate(
         .filter_map(|f| f.reserved_concurrency)
         .sum();
     let unreserved = (limits.lambda_concurrency - reserved).max(0.0);
-    let claim_delay = 1; // served visitors poll every second near the front
 
     for t in 0..48 * 3600u64 {
         let now_ms = t as i64 * 1000;
@@ -395,12 +471,23 @@ pub fn simulate(
             .at(t, scenario.visitors)
             .min(total - arrived_total);
         arrived_total += arrived;
-        backlog += arrived;
+        if arrived > 0.0 {
+            backlog.push_back(Cohort { at: t, count: arrived });
+        }
         rates.add(Step::Enqueue, arrived, arrived);
 
-        // The consumer: batches within the 1 s window, as many as its instances take.
-        let assigned = backlog.min(consumer_per_sec);
-        backlog -= assigned;
+        // The consumer: batches within the 1 s window, as many as its instances take, oldest
+        // messages first.
+        let mut assigned = 0.0;
+        while let Some(front) = backlog.front_mut() {
+            let take = front.count.min(consumer_per_sec - assigned);
+            assigned += take;
+            front.count -= take;
+            if front.count > 1e-9 {
+                break;
+            }
+            backlog.pop_front();
+        }
         queue += assigned;
         let batches = (assigned / batch_size).ceil();
         rates.add(Step::Batch, batches, assigned);
@@ -442,6 +529,8 @@ pub fn simulate(
                 .sum();
             let admit = config.admissions(&counters, now_ms, last_minute);
             if admit > 0 {
+                // The pages learn of the move at the pace the rate before it gave them.
+                let spread = claim_spread(admit, eta::admission_rate(&history, now_ms));
                 history.push(ServingIncrement {
                     previous: counters.serving_counter,
                     serving_counter: counters.serving_counter + admit,
@@ -451,10 +540,12 @@ pub fn simulate(
                 counters.serving_changed_at_ms = now_ms;
                 let admitted_now = admit as f64;
                 serving += admitted_now;
-                to_claim.push(Cohort {
-                    at: t + claim_delay,
-                    count: admitted_now * (1.0 - scenario.abandon),
-                });
+                for (k, share) in spread.iter().enumerate() {
+                    to_claim.push(Cohort {
+                        at: t + k as u64,
+                        count: admitted_now * (1.0 - scenario.abandon) * share,
+                    });
+                }
                 to_expire.push(Cohort {
                     at: t + config.position_expiry_secs,
                     count: admitted_now * scenario.abandon,
@@ -468,30 +559,29 @@ pub fn simulate(
             });
         }
         history.retain(|inc| inc.at_ms > now_ms - eta::RATE_WINDOW_MS);
-        let everyone_placed = arrived_total >= total - 0.5 && backlog < 0.5;
+        let unplaced: f64 = backlog.iter().map(|c| c.count).sum();
+        let everyone_placed = arrived_total >= total - 0.5 && unplaced < 0.5;
         if all_admitted.is_none() && everyone_placed && serving >= queue.floor() {
             all_admitted = Some(t);
         }
 
-        // Look-ups: placed visitors at the page's pace, unplaced ones every 800 ms, served ones
-        // once more before they claim.
+        // The page: look-ups of its position at the page's back-off until it has one (and the
+        // one that finds it), then polls of the shared document at the published pace, which
+        // CloudFront answers; its origin sees each cache's fetch once per MinTTL.
         let rate = eta::admission_rate(&history, now_ms);
         let waiting = (queue - serving).max(0.0);
-        let waiting_polls = match page.origin_polls_per_min {
-            Some(per_min) => waiting * per_min / 60.0,
-            None => polls_per_sec(waiting, rate),
-        };
-        let placed_polls = waiting_polls + claims;
-        let unplaced_polls = backlog * 1000.0 / page.unplaced_poll_ms.max(1.0);
-        rates.add(Step::Poll, waiting_polls, waiting_polls);
-        rates.add(Step::ServedPoll, claims, claims);
+        let state_polls = polls_per_sec(waiting, rate);
+        let unplaced_polls: f64 = backlog
+            .iter()
+            .map(|c| c.count * unplaced_lookups((t - c.at) as f64))
+            .sum();
+        let placing_polls = assigned;
         rates.add(Step::UnplacedPoll, unplaced_polls, unplaced_polls);
-        let viewer_polls = match page.viewer_polls_per_min {
-            Some(per_min) => waiting * per_min / 60.0 + claims,
-            None => placed_polls,
-        } + unplaced_polls;
-        let shared = if waiting > 0.5 || backlog > 0.5 {
-            page.shared_origin_rps
+        rates.add(Step::Poll, placing_polls, placing_polls);
+        let lookups = unplaced_polls + placing_polls;
+        let viewer_polls = state_polls + lookups;
+        let state_origin = if waiting > 0.5 || unplaced > 0.5 {
+            page.state_origin_rps
         } else {
             0.0
         };
@@ -500,8 +590,8 @@ pub fn simulate(
         let authorizer = scenario.authorized_requests * claims;
         let mut lambda = LambdaDemand::new();
         lambda.add(enqueue_fn, arrived, durations.enqueue_ms);
-        lambda.add(reads_fn, placed_polls + unplaced_polls, durations.poll_ms);
-        lambda.add(shared_fn, shared, durations.poll_ms);
+        lambda.add(reads_fn, lookups, durations.poll_ms);
+        lambda.add(shared_fn, state_origin, durations.poll_ms);
         lambda.add(token_fn, claims, durations.token_ms);
         lambda.add(session_fn, ended, durations.session_end_ms);
         lambda.add(
@@ -513,12 +603,29 @@ pub fn simulate(
         if pass {
             lambda.add(runner_fn, 0.0, 0.0);
         }
-        // Every busy reads instance reloads its cached event view about once a second.
-        let reads_instances = lambda
-            .concurrency_of(reads_fn.map_or("", |f| f.binary.as_str()))
-            .ceil()
-            .max(1.0);
-        rates.add(Step::ViewLoad, reads_instances, 0.0);
+        // Every busy instance keeps the event in process: the reads reload config, counters
+        // and serving moves once per counters TTL; joins, claims and session ends reload the
+        // config once per config TTL, and a claiming instance reads the serving moves again
+        // once per move it has not seen (at most once per counters TTL).
+        let instances = |f: Option<&Function>| {
+            let busy = lambda.concurrency_of(f.map_or("", |f| f.binary.as_str()));
+            if busy > 0.0 { busy.ceil() } else { 0.0 }
+        };
+        let counters_secs = scenario.cache.counters_ttl.as_secs_f64().max(0.001);
+        let config_secs = scenario.cache.config_ttl.as_secs_f64().max(0.001);
+        let reads_instances = instances(reads_fn).max(instances(shared_fn)).max(1.0);
+        let config_instances = instances(enqueue_fn) + instances(token_fn) + instances(session_fn);
+        rates.add(
+            Step::ViewLoad,
+            reads_instances / counters_secs + config_instances / config_secs,
+            0.0,
+        );
+        let moves_reloads = if history.last().is_some_and(|m| m.at_ms > now_ms - 60_000) {
+            instances(token_fn) / counters_secs
+        } else {
+            0.0
+        };
+        rates.add_class(Step::ViewLoad, "serving-move", moves_reloads);
 
         // DynamoDB.
         let load = costs.load(&rates);
@@ -575,7 +682,7 @@ pub fn simulate(
                 .get(&class.name)
                 .copied()
                 .unwrap_or_default();
-            let detail = format!("busiest of {} partitions measured", class.partitions);
+            let detail = format!("one of {} stripes", waiting_room_core::domain::exits::STRIPES);
             verdicts.check(
                 t,
                 &format!("DynamoDB {} partition, writes", class.name),
@@ -637,7 +744,7 @@ pub fn simulate(
         );
 
         // API Gateway: every origin request (public and admin APIs).
-        let api = arrived + placed_polls + unplaced_polls + shared + claims + ended;
+        let api = arrived + lookups + state_origin + claims + ended;
         verdicts.check(
             t,
             "API Gateway requests",
@@ -723,7 +830,7 @@ pub fn simulate(
         );
 
         usage.enqueues += arrived;
-        usage.polls += placed_polls + unplaced_polls;
+        usage.polls += viewer_polls;
         usage.viewer_requests += viewer;
         usage.api_requests += api;
         usage.rcu += load.table.read + load.indexes.read;
@@ -734,17 +841,18 @@ pub fn simulate(
         seconds.push(Second {
             t,
             arrived,
-            backlog,
+            claims,
+            backlog: unplaced,
             waiting,
             admitted: serving,
-            polls: placed_polls + unplaced_polls,
+            polls: viewer_polls,
             api_requests: api,
             busiest_item_rcu: item.read,
             busiest_item_wcu: item.write,
         });
 
         let done = arrived_total >= total - 0.5
-            && backlog < 0.5
+            && unplaced < 0.5
             && serving >= total - 0.5
             && [&to_claim, &to_expire, &to_end, &to_lapse]
                 .iter()
@@ -874,33 +982,74 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_cacheable_document_takes_the_polls_off_the_origin() {
-        let mut today = Scenario::new(
-            200_000,
-            Arrival::parse("uniform:60").unwrap(),
-            periodic(500, 5),
+    fn a_moves_claims_come_within_the_poll_interval_of_its_visitors() {
+        // 20,000 let in a second, a move of 20,000: everyone in it is within a second of its
+        // turn and polls every second (the policy's shortest pause), so the claims all come
+        // within the second after the move.
+        let spread = claim_spread(20_000, 20_000.0);
+        assert!((spread.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert_eq!(spread.len(), 1, "{spread:?}");
+        // A move of 100,000 at that rate: the far end of it polls every 1.25 s (a quarter of
+        // its 5 s ETA), so its claims spill into a second second, but most come in the first.
+        let spread = claim_spread(100_000, 20_000.0);
+        assert_eq!(spread.len(), 2, "{spread:?}");
+        assert!(spread[0] > 0.8, "{spread:?}");
+        // Nobody let in yet (no rate, no ETA): pages far back poll slowly, by distance, up to
+        // the policy's longest pause.
+        let spread = claim_spread(10_000, 0.0);
+        assert_eq!(spread.len() as u64, eta::MAX_POLL_MS / 1000, "{spread:?}");
+    }
+
+    #[test]
+    fn an_unplaced_page_asks_less_and_less_often() {
+        // Asks at 0.5 s, then 1.5 s, 3.5 s, 7.5 s, then every 8 s.
+        let first = unplaced_lookups(0.0);
+        assert!((first - 1.5).abs() < 1e-9, "{first}");
+        let later = unplaced_lookups(30.0);
+        assert!((later - 0.125).abs() < 1e-9, "{later}");
+        let total: f64 = (0..60).map(|a| unplaced_lookups(a as f64)).sum();
+        // 4 look-ups in the first 7.5 s, then one per 8 s until 60 s.
+        assert!((total - (4.0 + 52.5 / 8.0)).abs() < 1e-6, "{total}");
+    }
+
+    #[test]
+    fn one_second_moves_keep_every_item_and_partition_under_half_its_budget() {
+        // The preset's rates: 50,000 joins/s for 10 s, then 10,000/s, 20,000 let in a second,
+        // with the consumers that takes.
+        let stack = Stack::of_repository_with(&[("ConsumerMaxConcurrency".into(), "30".into())])
+            .unwrap();
+        let scenario = Scenario::new(
+            1_000_000,
+            Arrival::parse("spike:0.5:10:50").unwrap(),
+            periodic(20_000, 1),
         );
-        today.session_secs = 60;
-        let mut shared = today.clone();
-        shared.page = PageBehaviour {
-            origin_polls_per_min: Some(0.0),
-            viewer_polls_per_min: Some(30.0),
-            shared_origin_rps: 10.0,
-            ..PageBehaviour::default()
-        };
-        let api = |o: &Outcome| {
-            o.verdicts
-                .iter()
-                .find(|v| v.name == "API Gateway requests")
-                .unwrap()
-                .peak
-        };
-        let (today, shared) = (run(&today), run(&shared));
-        assert!(
-            api(&shared) < api(&today) / 2.0,
-            "{} vs {}",
-            api(&shared),
-            api(&today)
+        let outcome = simulate(
+            &scenario,
+            &Costs::new(Measured::checked_in().unwrap()),
+            &stack,
+            &Durations::rs256(),
+            &Limits::default(),
         );
+        let busiest = outcome.busiest_item_or_partition().unwrap();
+        assert!(busiest.peak <= busiest.limit / 2.0, "{busiest:?}");
+        // The same admissions in moves of 100,000 every 5 s put several seconds' claims on
+        // the stripes at once.
+        let bursts = Scenario {
+            config: periodic(100_000, 5),
+            ..scenario
+        };
+        let outcome = simulate(
+            &bursts,
+            &Costs::new(Measured::checked_in().unwrap()),
+            &stack,
+            &Durations::rs256(),
+            &Limits::default(),
+        );
+        let stripe = outcome
+            .verdicts
+            .iter()
+            .find(|v| v.name == "DynamoDB busiest item, writes")
+            .unwrap();
+        assert!(stripe.peak > stripe.limit / 2.0, "{stripe:?}");
     }
 }

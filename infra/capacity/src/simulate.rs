@@ -10,18 +10,19 @@ use std::path::PathBuf;
 
 use crate::aws::{Costs, Durations, Limits, Prices};
 use crate::chart;
+use crate::flow::unplaced_delay_ms;
 use crate::idle::idle_month;
 use crate::measured::{CHECKED_IN_PATH, Measured};
 use crate::model::{Arrival, Outcome, PageBehaviour, Scenario, simulate};
 use crate::template::Stack;
-use waiting_room_core::domain::{EventConfig, EventId, Strategy};
+use waiting_room_core::domain::{EventConfig, EventId, Strategy, eta};
 use waiting_room_core::token::KeyAlgorithm;
 
 /// Named scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     /// 1,000,000 visitors joining over 60 s (peaks of 50,000/s), one event admitting
-    /// 20,000/s, 10-minute sessions ended by `update_session`.
+    /// 20,000/s (a move of 20,000 every second), 10-minute sessions ended by `update_session`.
     Million,
 }
 
@@ -63,19 +64,10 @@ pub struct SimulateArgs {
     /// Main-app requests per admitted visitor checked by the room's authorizer.
     #[arg(long, default_value_t = 0.0)]
     pub authorized_requests: f64,
-    /// Origin requests per waiting visitor per minute [default: `/status` at the room's own
-    /// pace, as today's page polls].
+    /// Origin requests per second per event for `/event_state` [default: 600 CloudFront
+    /// caches, each fetching once per the template's MinTTL].
     #[arg(long)]
-    pub origin_polls_per_min: Option<f64>,
-    /// Requests a waiting visitor sends CloudFront per minute [default: the origin's].
-    #[arg(long)]
-    pub viewer_polls_per_min: Option<f64>,
-    /// Origin requests per second per event for a shared, cacheable document.
-    #[arg(long, default_value_t = 0.0)]
-    pub shared_origin_rps: f64,
-    /// Pause between look-ups while a request has no position (the page's 800 ms).
-    #[arg(long)]
-    pub unplaced_poll_ms: Option<f64>,
+    pub state_origin_rps: Option<f64>,
     /// Lambda concurrent executions in the account.
     #[arg(long, default_value_t = 1_000.0)]
     pub lambda_concurrency: f64,
@@ -87,6 +79,10 @@ pub struct SimulateArgs {
     /// How long a transaction holds its items, in ms (assumed).
     #[arg(long, default_value_t = 25.0)]
     pub transaction_ms: f64,
+    /// A template parameter as deployed for the event, `NAME=VALUE` (repeatable); the preset
+    /// million sets ConsumerMaxConcurrency=30, enough consumers for 50,000 joins/s.
+    #[arg(long = "parameter", value_name = "NAME=VALUE")]
+    pub parameters: Vec<String>,
     /// Per-item costs measured on the wire [default: the checked-in measurement].
     #[arg(long)]
     pub measured: Option<PathBuf>,
@@ -148,10 +144,11 @@ fn scenario(args: &SimulateArgs, stack: &Stack) -> Result<Scenario, String> {
         }
         .into()
     });
-    // 100,000 every 5 s: 20,000 a second.
+    // 20,000 every second: moves of one second's admissions, so that their claims (which come
+    // within a poll interval of the move) spread over the stripes at the admission rate.
     let strategy_text = args.strategy.clone().unwrap_or_else(|| {
         if million {
-            "periodic:100000:5"
+            "periodic:20000:1"
         } else {
             "max-size:2000"
         }
@@ -171,20 +168,38 @@ fn scenario(args: &SimulateArgs, stack: &Stack) -> Result<Scenario, String> {
     scenario.sessions_ended = args.sessions_ended.clamp(0.0, 1.0);
     scenario.abandon = args.abandon.clamp(0.0, 1.0);
     scenario.authorized_requests = args.authorized_requests.max(0.0);
-    scenario.page = PageBehaviour {
-        origin_polls_per_min: args.origin_polls_per_min,
-        viewer_polls_per_min: args.viewer_polls_per_min,
-        shared_origin_rps: args.shared_origin_rps.max(0.0),
-        unplaced_poll_ms: args
-            .unplaced_poll_ms
-            .unwrap_or(PageBehaviour::default().unplaced_poll_ms),
+    scenario.page = match args.state_origin_rps {
+        Some(rps) => PageBehaviour {
+            state_origin_rps: rps.max(0.0),
+        },
+        None => PageBehaviour::of(stack),
     };
     Ok(scenario)
 }
 
 /// Simulates the event and prints the report (and writes the chart when asked).
+/// The template parameters the event is deployed with: the flags', then the preset's.
+fn parameters(args: &SimulateArgs) -> Result<Vec<(String, String)>, String> {
+    let mut set: Vec<(String, String)> = args
+        .parameters
+        .iter()
+        .map(|raw| {
+            raw.split_once('=')
+                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| format!("--parameter {raw:?}: use NAME=VALUE"))
+        })
+        .collect::<Result<_, _>>()?;
+    if args.preset == Some(Preset::Million) && !set.iter().any(|(n, _)| n == "ConsumerMaxConcurrency")
+    {
+        set.push(("ConsumerMaxConcurrency".into(), "30".into()));
+    }
+    Ok(set)
+}
+
 pub async fn run(args: &SimulateArgs) -> Result<(), String> {
-    let stack = Stack::of_repository()?;
+    let deployed = parameters(args)?;
+    let stack = Stack::of_repository_with(&deployed)?;
+    let defaults = Stack::of_repository()?;
     let measured = match &args.measured {
         Some(path) => Measured::from_file(path)?,
         None => Measured::checked_in()?,
@@ -206,7 +221,7 @@ pub async fn run(args: &SimulateArgs) -> Result<(), String> {
     let prices = Prices::default();
     let outcome = simulate(&scenario, &costs, &stack, &durations, &limits);
     print_report(
-        args, &scenario, &costs, &stack, &durations, &limits, &prices, &outcome,
+        args, &scenario, &costs, &defaults, &durations, &limits, &prices, &outcome,
     )?;
     if let Some(path) = &args.svg {
         let title = format!(
@@ -228,7 +243,7 @@ fn print_report(
     args: &SimulateArgs,
     scenario: &Scenario,
     costs: &Costs,
-    stack: &Stack,
+    defaults: &Stack,
     durations: &Durations,
     limits: &Limits,
     prices: &Prices,
@@ -246,6 +261,19 @@ fn print_report(
             .map_or("none".into(), |r| format!("{r}/min")),
         scenario.runner_every_secs
     );
+    let deployed = parameters(args)?;
+    println!(
+        "template.yaml with {}",
+        if deployed.is_empty() {
+            "its defaults".to_owned()
+        } else {
+            deployed
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
     println!(
         "sessions {} s ({:.0}% ended by update_session), {:.0}% never claim, {:?} tokens",
         scenario.session_secs,
@@ -253,14 +281,18 @@ fn print_report(
         scenario.abandon * 100.0,
         args.algorithm,
     );
+    let policy = eta::POLL_POLICY;
     println!(
-        "page: {} origin look-ups per waiting visitor, {} per minute to CloudFront, {} shared-document origin requests/s, every {} ms before a position",
-        page.origin_polls_per_min
-            .map_or("/status at the room's pace:".into(), |p| format!("{p}/min")),
-        page.viewer_polls_per_min
-            .map_or("as many".into(), |p| format!("{p}")),
-        page.shared_origin_rps,
-        page.unplaced_poll_ms
+        "page: position look-ups after {}, {}, {}... ms up to every {} ms until placed; then /event_state through CloudFront at the poll policy it publishes (every {}..{} ms, +{} ms per place ahead, at most ETA/{}), {} origin requests/s per event",
+        unplaced_delay_ms(0),
+        unplaced_delay_ms(1),
+        unplaced_delay_ms(2),
+        unplaced_delay_ms(u32::MAX),
+        policy.min_ms,
+        policy.max_ms,
+        policy.ms_per_place,
+        policy.eta_divisor,
+        thousands(page.state_origin_rps)
     );
     println!();
     println!("== Line");
@@ -281,7 +313,7 @@ fn print_report(
     println!("== Limits: peak demand against each limit (demand after retries where refused)");
     for v in &outcome.verdicts {
         println!(
-            "{:<4} {:<48} peak {:>12} {:<9} at {}  limit {:>9}  ({}) [{}]",
+            "{:<4} {:<48} peak {:>12} {:<9} at {}  limit {:>9} {:>6}  ({}) [{}]",
             if v.first_crossed.is_some() {
                 "OVER"
             } else {
@@ -292,9 +324,25 @@ fn print_report(
             v.unit,
             clock(v.peak_at),
             thousands(v.limit),
+            format!("{:.0}%", 100.0 * v.peak / v.limit.max(1e-9)),
             v.detail,
             v.source
         );
+    }
+    match outcome.busiest_item_or_partition() {
+        Some(v) => println!(
+            "items and partitions: busiest {} at {:.0}% of its budget ({} {}), {} half of it",
+            v.name,
+            100.0 * v.peak / v.limit,
+            thousands(v.peak),
+            v.unit,
+            if v.peak <= v.limit / 2.0 {
+                "within"
+            } else {
+                "OVER"
+            }
+        ),
+        None => println!("items and partitions: no load"),
     }
     match outcome.first_crossed() {
         Some(v) => println!(
@@ -306,6 +354,31 @@ fn print_report(
         ),
         None => println!("first limit crossed: none"),
     }
+    println!();
+    println!("== Quotas and settings to raise for this event (needed: its peak demand)");
+    let needs = crate::quotas::needs(outcome, defaults, limits);
+    for need in needs.iter().filter(|n| n.needed > n.default) {
+        println!(
+            "raise {:<58} to {:>9} (default {:>9})  [{}]",
+            need.name,
+            thousands(need.needed),
+            thousands(need.default),
+            need.source
+        );
+    }
+    let within: Vec<&str> = needs
+        .iter()
+        .filter(|n| n.needed <= n.default)
+        .map(|n| n.name.as_str())
+        .collect();
+    println!(
+        "within defaults: {}",
+        if within.is_empty() {
+            "none".to_owned()
+        } else {
+            within.join(", ")
+        }
+    );
     println!();
     println!("== Cost per 1,000 admitted visitors (USD, us-east-1, no free tier)");
     let page_kb = 34.0;
@@ -349,11 +422,26 @@ fn print_report(
     );
     println!();
     println!("== Idle month (no event open), from template.yaml");
-    let month = idle_month(stack, &costs.measured, prices)?;
-    for line in &month.lines {
-        println!("{:<44} {:>8.2}  {}", line.item, line.usd, line.how);
+    let default_on = defaults.monitoring_default();
+    for monitoring in [default_on, !default_on] {
+        let month = idle_month(defaults, &costs.measured, prices, monitoring)?;
+        println!(
+            "-- Monitoring={monitoring}{}",
+            if monitoring == default_on {
+                " (the template's default)"
+            } else {
+                ""
+            }
+        );
+        for line in &month.lines {
+            println!("{:<44} {:>8.2}  {}", line.item, line.usd, line.how);
+        }
+        println!(
+            "{:<44} {:>8.2}",
+            format!("idle cost per month, Monitoring={monitoring} (USD)"),
+            month.total()
+        );
     }
-    println!("{:<44} {:>8.2}", "idle cost per month (USD)", month.total());
     println!();
     println!("== Assumptions");
     println!(
@@ -386,7 +474,17 @@ fn print_report(
         limits.transaction_attempts
     );
     println!(
-        "- each busy reads instance reloads its event view once a second; a per-visitor item sees at most one look-up a second; a serving move's item takes all the claims of its second"
+        "- each busy instance keeps the event in process: reads reload it every {} ms, joins, claims and session ends their config every {} ms, and claiming instances the serving moves at most every {} ms (CacheSettings); a per-visitor item sees at most one look-up a second",
+        scenario.cache.counters_ttl.as_millis(),
+        scenario.cache.config_ttl.as_millis(),
+        scenario.cache.counters_ttl.as_millis()
+    );
+    println!(
+        "- claims: each served page learns of its move at its next poll, uniformly within its poll interval (caches in between, left out, only delay and spread them); claims and session ends spread evenly over the code's {} stripes (by place in line)",
+        waiting_room_core::domain::exits::STRIPES
+    );
+    println!(
+        "- look-ups of a position and the claim are priced with the measured costs of the look-up steps (a request read and the cached event)"
     );
     Ok(())
 }

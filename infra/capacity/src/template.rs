@@ -19,6 +19,8 @@ pub struct Function {
     pub timeout_secs: f64,
     /// `ReservedConcurrentExecutions`, if set.
     pub reserved_concurrency: Option<f64>,
+    /// The template parameter that sets it, if one does.
+    pub reserved_parameter: Option<String>,
     /// HTTP API paths routed to it.
     pub routes: Vec<String>,
     /// Seconds between scheduled invocations (`rate(N minute(s)|hour(s))`), if scheduled.
@@ -26,7 +28,8 @@ pub struct Function {
     /// SQS event source: batch size and the most instances at once.
     pub queue_batch_size: Option<f64>,
     pub queue_max_concurrency: Option<f64>,
-    pub tracing: bool,
+    /// X-Ray tracing with monitoring on, and with it off.
+    pub tracing: (bool, bool),
 }
 
 /// The stack as the model sees it.
@@ -35,13 +38,20 @@ pub struct Stack {
     pub functions: Vec<Function>,
     /// Metrics watched by each alarm (a metric-math alarm is priced per metric).
     pub alarm_metrics: Vec<(String, f64)>,
-    pub dashboards: f64,
+    /// Logical ids of the dashboards.
+    pub dashboards: Vec<String>,
     /// Secrets the stack creates, plus those it is given by ARN (the signing key).
     pub secrets: f64,
     pub log_groups: f64,
     pub log_retention_days: f64,
     pub table_on_demand: bool,
     pub point_in_time_recovery: bool,
+    /// MinTTL of the `/event_state` cache policy: each CloudFront cache fetches the document
+    /// at most once per this many seconds.
+    pub event_state_min_ttl_secs: f64,
+    /// Resources created only under a condition, by condition (`Monitoring` turns the alarms
+    /// and the dashboard on or off).
+    pub conditional: BTreeMap<String, String>,
     /// Parameter defaults.
     pub parameters: BTreeMap<String, Value>,
 }
@@ -52,9 +62,19 @@ impl Stack {
         Self::parse(TEMPLATE)
     }
 
+    /// The stack of this repository's template deployed with some parameters set (`NAME`,
+    /// `VALUE` pairs), as an operator sets them for an event.
+    pub fn of_repository_with(overrides: &[(String, String)]) -> Result<Self, String> {
+        Self::parse_with(TEMPLATE, overrides)
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_with(text, &[])
+    }
+
+    fn parse_with(text: &str, overrides: &[(String, String)]) -> Result<Self, String> {
         let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("template.yaml: {e}"))?;
-        let parameters: BTreeMap<String, Value> = doc
+        let mut parameters: BTreeMap<String, Value> = doc
             .get("Parameters")
             .and_then(Value::as_mapping)
             .map(|m| {
@@ -63,6 +83,16 @@ impl Stack {
                     .collect()
             })
             .unwrap_or_default();
+        for (name, value) in overrides {
+            let declared = doc
+                .get("Parameters")
+                .and_then(|p| p.get(name.as_str()))
+                .is_some();
+            if !declared {
+                return Err(format!("template.yaml has no parameter {name}"));
+            }
+            parameters.insert(name.clone(), Value::String(value.clone()));
+        }
         let resolve = |value: &Value| -> Option<Value> {
             match value {
                 Value::Tagged(tagged) if tagged.tag == "!Ref" => {
@@ -80,10 +110,7 @@ impl Stack {
         let globals = doc.get("Globals").and_then(|g| g.get("Function"));
         let global_memory = number(globals.and_then(|g| g.get("MemorySize"))).unwrap_or(128.0);
         let global_timeout = number(globals.and_then(|g| g.get("Timeout"))).unwrap_or(3.0);
-        let global_tracing = globals
-            .and_then(|g| g.get("Tracing"))
-            .and_then(Value::as_str)
-            == Some("Active");
+        let global_tracing = tracing(globals.and_then(|g| g.get("Tracing")));
 
         let resources = doc
             .get("Resources")
@@ -92,7 +119,7 @@ impl Stack {
         let mut stack = Stack {
             functions: Vec::new(),
             alarm_metrics: Vec::new(),
-            dashboards: 0.0,
+            dashboards: Vec::new(),
             // The signing key's secret is made outside the stack and passed by ARN.
             secrets: if doc
                 .get("Parameters")
@@ -107,6 +134,8 @@ impl Stack {
             log_retention_days: 0.0,
             table_on_demand: false,
             point_in_time_recovery: false,
+            event_state_min_ttl_secs: 0.0,
+            conditional: BTreeMap::new(),
             parameters: parameters.clone(),
         };
         for (id, resource) in resources {
@@ -114,7 +143,16 @@ impl Stack {
             let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
             let props = resource.get("Properties");
             let prop = |name: &str| props.and_then(|p| p.get(name));
+            if let Some(condition) = resource.get("Condition").and_then(Value::as_str) {
+                stack.conditional.insert(id.clone(), condition.to_owned());
+            }
             match kind {
+                "AWS::CloudFront::CachePolicy" if id == "EventStateCachePolicy" => {
+                    stack.event_state_min_ttl_secs = number(
+                        prop("CachePolicyConfig").and_then(|c| c.get("MinTTL")),
+                    )
+                    .unwrap_or(0.0);
+                }
                 "AWS::Serverless::Function" => {
                     let mut function = Function {
                         binary: resource
@@ -128,13 +166,17 @@ impl Stack {
                         memory_mb: number(prop("MemorySize")).unwrap_or(global_memory),
                         timeout_secs: number(prop("Timeout")).unwrap_or(global_timeout),
                         reserved_concurrency: number(prop("ReservedConcurrentExecutions")),
+                        reserved_parameter: match prop("ReservedConcurrentExecutions") {
+                            Some(Value::Tagged(tagged)) if tagged.tag == "!Ref" => {
+                                tagged.value.as_str().map(str::to_owned)
+                            }
+                            _ => None,
+                        },
                         routes: Vec::new(),
                         schedule_secs: None,
                         queue_batch_size: None,
                         queue_max_concurrency: None,
-                        tracing: prop("Tracing")
-                            .and_then(Value::as_str)
-                            .map_or(global_tracing, |t| t == "Active"),
+                        tracing: prop("Tracing").map_or(global_tracing, |t| tracing(Some(t))),
                     };
                     for (_, event) in prop("Events")
                         .and_then(Value::as_mapping)
@@ -172,7 +214,7 @@ impl Stack {
                         });
                     stack.alarm_metrics.push((id, metrics));
                 }
-                "AWS::CloudWatch::Dashboard" => stack.dashboards += 1.0,
+                "AWS::CloudWatch::Dashboard" => stack.dashboards.push(id),
                 "AWS::SecretsManager::Secret" => stack.secrets += 1.0,
                 "AWS::Logs::LogGroup" => {
                     stack.log_groups += 1.0;
@@ -213,12 +255,56 @@ impl Stack {
         self.functions.iter().find(|f| f.queue_batch_size.is_some())
     }
 
+    /// Whether the template turns monitoring (alarms, dashboard, traces) on by default.
+    pub fn monitoring_default(&self) -> bool {
+        self.parameters.get("Monitoring").and_then(Value::as_str) == Some("true")
+    }
+
+    /// Whether a resource exists with monitoring on or off: those under the `MonitoringOn`
+    /// condition only with it on.
+    pub fn exists(&self, logical_id: &str, monitoring: bool) -> bool {
+        match self.conditional.get(logical_id).map(String::as_str) {
+            Some("MonitoringOn") => monitoring,
+            _ => true,
+        }
+    }
+
     /// A parameter's default, as a number.
     pub fn parameter(&self, name: &str) -> Option<f64> {
         let value = self.parameters.get(name)?;
         value
             .as_f64()
             .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+    }
+}
+
+/// Whether a `Tracing` setting traces, with monitoring on and off: `Active`, or
+/// `!If [MonitoringOn, Active, PassThrough]`.
+fn tracing(value: Option<&Value>) -> (bool, bool) {
+    match value {
+        Some(Value::String(mode)) => (mode == "Active", mode == "Active"),
+        Some(Value::Tagged(tagged)) if tagged.tag == "!If" => {
+            let branch = |i: usize| {
+                tagged
+                    .value
+                    .as_sequence()
+                    .and_then(|s| s.get(i))
+                    .and_then(Value::as_str)
+                    == Some("Active")
+            };
+            let on_monitoring = tagged
+                .value
+                .as_sequence()
+                .and_then(|s| s.first())
+                .and_then(Value::as_str)
+                == Some("MonitoringOn");
+            if on_monitoring {
+                (branch(1), branch(2))
+            } else {
+                (branch(1) || branch(2), branch(1) || branch(2))
+            }
+        }
+        _ => (false, false),
     }
 }
 
@@ -272,7 +358,7 @@ mod tests {
             stack.serving("/generate_token").unwrap().binary,
             "token-issue"
         );
-        assert!(stack.dashboards >= 1.0);
+        assert!(!stack.dashboards.is_empty());
         assert!(
             stack.secrets >= 2.0,
             "the admin key's and the signing key's"
