@@ -12,6 +12,7 @@ memory when ready, the host binary's size, and the arm64 zip's size when `cargo 
 """
 
 import http.server
+import hashlib
 import os
 import statistics
 import subprocess
@@ -79,7 +80,6 @@ def resources(endpoint):
         text=True,
     ).stdout
     signing = secrets.create_secret(Name=f"signing-{suffix}", SecretString=pem)["ARN"]
-    admin = secrets.create_secret(Name=f"admin-{suffix}", SecretString="startup-admin-key")["ARN"]
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": "us-east-1",
@@ -88,7 +88,8 @@ def resources(endpoint):
         "WR_TABLE": table,
         "WR_QUEUE_URL": queue,
         "WR_SIGNING_KEY_SECRET": signing,
-        "WR_ADMIN_KEY_SECRET": admin,
+        # The SHA-256 digest of the admin key "startup-admin-key".
+        "WR_ADMIN_KEY_SHA256": hashlib.sha256(b"startup-admin-key").hexdigest(),
         "WR_ISSUER": "https://room.example",
         "WR_EVENT_ID": "demo",
         "WR_DEFAULT_EVENT_ID": "demo",

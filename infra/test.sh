@@ -45,15 +45,20 @@ report=$(target/debug/waiting-room simulate --visitors 20000 --arrival uniform:6
   --strategy periodic:100:5)
 grep -E '^everyone let in after +0h16m4[0-9]s$' <<<"$report"  # 20,000 at 1,200/min
 grep -E '^total +[0-9.]+$' <<<"$report"
-# A million visitors: no transaction on any item (claims and session ends write the visitor's
-# own item and a stripe), the first limit crossed is the reads function's concurrency, the
-# consumer at its default concurrency takes 33,333 joins/s of the 50,000, and an idle month
-# costs the template's resources and one short runner invocation a minute.
+# A million visitors (50,000 joins/s, 20,000 admitted/s): no item or partition above half its
+# budget (stripes from the code, claims spread over the page's poll interval, moves every
+# second), the quotas to raise named with their defaults, and an idle month under $1 as
+# deployed by default (no monitoring, one secret) and $6.10 with monitoring on.
 million=$(target/debug/waiting-room simulate --preset million)
-grep -E '^first limit crossed: Lambda public-reads requests at 0h00m00s ' <<<"$million"
+grep -E '^items and partitions: busiest .* at [0-9]+% of its budget .*, within half of it$' <<<"$million"
 grep -E '^ok +DynamoDB transactions on one item +peak +0 tx/s' <<<"$million"
-grep -E '^OVER SQS consumer throughput +peak +50,000 visitors/s .* limit +33,333 ' <<<"$million"
-grep -E '^idle cost per month \(USD\) +6\.50$' <<<"$million"
+grep -E '^ok +DynamoDB busiest item, writes +peak +211 WCU/s .*\(stripe item\)' <<<"$million"
+grep -E '^raise API Gateway requests/s \(account, Region\) +to +[0-9,]+ \(default +10,000\)' <<<"$million"
+grep -E '^raise Lambda concurrent executions \(account, Region\) +to +[0-9,]+ \(default +1,000\)' <<<"$million"
+grep -E '^raise ConsumerMaxConcurrency \(queue-consumer\) +to +30 \(default +20\)' <<<"$million"
+grep -E '^idle cost per month, Monitoring=false \(USD\) +0\.98$' <<<"$million"
+grep -E '^-- Monitoring=false \(the template.s default\)$' <<<"$million"
+grep -E '^idle cost per month, Monitoring=true \(USD\) +6\.10$' <<<"$million"
 
 step "browser: visitor page and control panel in headless Chromium"
 WR_BIN=target/debug/waiting-room bash tests/browser/run.sh

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::adapters::{AwsConfig, DynamoStore, SecretKeys, SqsBuffer, SystemClock};
 use crate::domain::{EnqueueRequest, EventConfig, EventId, Strategy};
+use crate::http::AdminKey;
 use crate::http::admin::Actor;
 use crate::service::{CacheSettings, WaitingRoom};
 use crate::token::TokenIssuer;
@@ -314,15 +315,18 @@ pub fn default_event_from_env() -> Result<Option<EventConfig>, StartupError> {
     Ok(Some(config))
 }
 
-/// The admin key the control panel signs in with, from the secret `WR_ADMIN_KEY_SECRET`
-/// (`None` when unset: then only IAM callers reach the admin API).
-pub async fn admin_key_from_env() -> Result<Option<Arc<str>>, StartupError> {
-    let Some(secret) = env_parsed::<String>("WR_ADMIN_KEY_SECRET")? else {
-        return Ok(None);
-    };
-    let aws = AwsConfig::from_env().await;
-    let key = SecretKeys::new(&aws, secret).read().await?;
-    Ok(Some(key.trim().into()))
+/// The admin key the control panel signs in with, given by its SHA-256 digest in
+/// `WR_ADMIN_KEY_SHA256` (`None` when unset: then only IAM callers reach the admin API). Only
+/// the digest is deployed, so the function's settings reveal nothing that signs in, and no
+/// secret store is paid for each month.
+pub fn admin_key_from_env() -> Result<Option<AdminKey>, StartupError> {
+    env_parsed::<String>("WR_ADMIN_KEY_SHA256")?
+        .filter(|digest| !digest.trim().is_empty())
+        .map(|digest| {
+            AdminKey::from_sha256_hex(&digest)
+                .map_err(|e| StartupError::Invalid("WR_ADMIN_KEY_SHA256", e))
+        })
+        .transpose()
 }
 
 /// Seconds between two strategy passes within one scheduled invocation.

@@ -29,10 +29,7 @@ impl StepRates {
     }
 
     pub fn add_class(&mut self, step: Step, class: &str, occurrences: f64) {
-        *self
-            .class_only
-            .entry((step, class.to_owned()))
-            .or_default() += occurrences;
+        *self.class_only.entry((step, class.to_owned())).or_default() += occurrences;
     }
 
     pub fn occurrences(&self, step: Step) -> f64 {

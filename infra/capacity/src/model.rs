@@ -472,7 +472,10 @@ pub fn simulate(
             .min(total - arrived_total);
         arrived_total += arrived;
         if arrived > 0.0 {
-            backlog.push_back(Cohort { at: t, count: arrived });
+            backlog.push_back(Cohort {
+                at: t,
+                count: arrived,
+            });
         }
         rates.add(Step::Enqueue, arrived, arrived);
 
@@ -580,8 +583,11 @@ pub fn simulate(
         rates.add(Step::Poll, placing_polls, placing_polls);
         let lookups = unplaced_polls + placing_polls;
         let viewer_polls = state_polls + lookups;
-        let state_origin = if waiting > 0.5 || unplaced > 0.5 {
-            page.state_origin_rps
+        // A cache fetches only in a second some viewer asks it: with the polls spread over the
+        // caches at random, the expected number of caches asked.
+        let caches = page.state_origin_rps;
+        let state_origin = if caches > 0.0 {
+            caches * (1.0 - (-state_polls / caches).exp())
         } else {
             0.0
         };
@@ -682,7 +688,10 @@ pub fn simulate(
                 .get(&class.name)
                 .copied()
                 .unwrap_or_default();
-            let detail = format!("one of {} stripes", waiting_room_core::domain::exits::STRIPES);
+            let detail = format!(
+                "one of {} stripes",
+                waiting_room_core::domain::exits::STRIPES
+            );
             verdicts.check(
                 t,
                 &format!("DynamoDB {} partition, writes", class.name),
@@ -1016,8 +1025,8 @@ mod tests {
     fn one_second_moves_keep_every_item_and_partition_under_half_its_budget() {
         // The preset's rates: 50,000 joins/s for 10 s, then 10,000/s, 20,000 let in a second,
         // with the consumers that takes.
-        let stack = Stack::of_repository_with(&[("ConsumerMaxConcurrency".into(), "30".into())])
-            .unwrap();
+        let stack =
+            Stack::of_repository_with(&[("ConsumerMaxConcurrency".into(), "30".into())]).unwrap();
         let scenario = Scenario::new(
             1_000_000,
             Arrival::parse("spike:0.5:10:50").unwrap(),

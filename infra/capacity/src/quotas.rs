@@ -36,12 +36,18 @@ pub struct Need {
 // - CloudFront quotas (docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/
 //   cloudfront-limits.html): "Requests per second per distribution 250,000", request a
 //   higher quota.
+// - Warm throughput, not a quota: a new on-demand table serves 4,000 write and 12,000 read
+//   units/s at once (DynamoDB developer guide, warm throughput); the table's `WarmThroughput`
+//   (AWS::DynamoDB::Table WarmThroughput, ReadUnitsPerSecond/WriteUnitsPerSecond, "Update
+//   requires: No interruption") raises it ahead of a known peak.
 const API: &str = "Service Quotas: API Gateway L-8A5B8E43, throttle per account and Region";
-const LAMBDA: &str = "Service Quotas: Lambda concurrent executions (account and Region), plus 100 left unreserved";
+const LAMBDA: &str =
+    "Service Quotas: Lambda concurrent executions (account and Region), plus 100 left unreserved";
 const DYNAMODB: &str = "Service Quotas: DynamoDB table-level throughput (on-demand)";
 const WARM: &str = "template: Table WarmThroughput (pre-warm before the event; billed once)";
 const CLOUDFRONT: &str = "Service Quotas: CloudFront requests per second per distribution";
-const RESERVED: &str = "template parameter: reserved concurrency, >= busy instances and requests/10";
+const RESERVED: &str =
+    "template parameter: reserved concurrency, >= busy instances and requests/10";
 const CONSUMER: &str = "template parameter: ConsumerMaxConcurrency";
 
 /// What the simulated event needs, quota by quota.

@@ -189,7 +189,8 @@ fn parameters(args: &SimulateArgs) -> Result<Vec<(String, String)>, String> {
                 .ok_or_else(|| format!("--parameter {raw:?}: use NAME=VALUE"))
         })
         .collect::<Result<_, _>>()?;
-    if args.preset == Some(Preset::Million) && !set.iter().any(|(n, _)| n == "ConsumerMaxConcurrency")
+    if args.preset == Some(Preset::Million)
+        && !set.iter().any(|(n, _)| n == "ConsumerMaxConcurrency")
     {
         set.push(("ConsumerMaxConcurrency".into(), "30".into()));
     }
@@ -283,7 +284,7 @@ fn print_report(
     );
     let policy = eta::POLL_POLICY;
     println!(
-        "page: position look-ups after {}, {}, {}... ms up to every {} ms until placed; then /event_state through CloudFront at the poll policy it publishes (every {}..{} ms, +{} ms per place ahead, at most ETA/{}), {} origin requests/s per event",
+        "page: position look-ups after {}, {}, {}... ms up to every {} ms until placed; then /event_state through CloudFront at the poll policy it publishes (every {}..{} ms, +{} ms per place ahead, at most ETA/{}), fetched from the origin by at most {} CloudFront caches a second, those a viewer asked",
         unplaced_delay_ms(0),
         unplaced_delay_ms(1),
         unplaced_delay_ms(2),

@@ -148,10 +148,9 @@ impl Stack {
             }
             match kind {
                 "AWS::CloudFront::CachePolicy" if id == "EventStateCachePolicy" => {
-                    stack.event_state_min_ttl_secs = number(
-                        prop("CachePolicyConfig").and_then(|c| c.get("MinTTL")),
-                    )
-                    .unwrap_or(0.0);
+                    stack.event_state_min_ttl_secs =
+                        number(prop("CachePolicyConfig").and_then(|c| c.get("MinTTL")))
+                            .unwrap_or(0.0);
                 }
                 "AWS::Serverless::Function" => {
                     let mut function = Function {
@@ -353,15 +352,16 @@ mod tests {
                 .all(|f| f.reserved_concurrency.is_some()),
             "every function has reserved concurrency"
         );
-        assert_eq!(stack.serving("/status").unwrap().binary, "public-reads");
+        assert_eq!(stack.serving("/queue_num").unwrap().binary, "public-reads");
+        assert_eq!(stack.event_state_min_ttl_secs, 1.0);
         assert_eq!(
             stack.serving("/generate_token").unwrap().binary,
             "token-issue"
         );
         assert!(!stack.dashboards.is_empty());
-        assert!(
-            stack.secrets >= 2.0,
-            "the admin key's and the signing key's"
+        assert_eq!(
+            stack.secrets, 1.0,
+            "the signing key's only: the admin key is deployed as its digest"
         );
         assert!(
             stack.alarm_metrics.iter().any(|(_, n)| *n > 1.0),

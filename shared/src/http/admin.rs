@@ -25,15 +25,69 @@ type Room = State<Arc<WaitingRoom>>;
 #[derive(Debug, Clone)]
 pub struct Actor(pub String);
 
+/// The admin key, kept only as its SHA-256 digest: a presented key is hashed and compared in
+/// constant time, so neither timing nor the process (nor, on AWS, the function's settings)
+/// reveals the key. A random key of 128 bits or more cannot be recovered from its digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminKey([u8; 32]);
+
+impl AdminKey {
+    /// The key whose SHA-256 digest is `hex` (64 hex digits, as `sha256sum` prints it).
+    pub fn from_sha256_hex(hex: &str) -> Result<Self, String> {
+        let hex = hex.trim();
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 || !bytes.iter().all(u8::is_ascii_hexdigit) {
+            return Err("the admin key's SHA-256 digest must be 64 hex digits".into());
+        }
+        let mut digest = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+            digest[i] = u8::from_str_radix(text, 16).map_err(|e| e.to_string())?;
+        }
+        Ok(Self(digest))
+    }
+
+    /// Whether `presented` is the key, in time independent of where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        sha256(presented).ct_eq(&self.0).into()
+    }
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+impl From<&str> for AdminKey {
+    fn from(key: &str) -> Self {
+        Self(sha256(key))
+    }
+}
+
+impl From<String> for AdminKey {
+    fn from(key: String) -> Self {
+        Self::from(key.as_str())
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey(..)")
+    }
+}
+
 /// How admin callers prove who they are.
 #[derive(Clone)]
 pub enum AdminAuth {
     /// A shared secret sent as a bearer token (the local server, the control panel).
-    Key(Arc<str>),
+    Key(AdminKey),
     /// The edge already authenticated the caller (API Gateway with IAM authorization) and put
     /// an [`Actor`] in the request's extensions; a request without one is refused. A bearer
     /// key, when set, is accepted too, for the control panel.
-    Gateway { key: Option<Arc<str>> },
+    Gateway { key: Option<AdminKey> },
 }
 
 #[derive(Deserialize)]
@@ -114,26 +168,13 @@ async fn check(auth: AdminAuth, mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(bearer);
         let key_matches = matches!((key, presented),
-            (Some(key), Some(given)) if same_key(key, given));
+            (Some(key), Some(given)) if key.matches(given));
         if !key_matches {
             return ApiError::unauthorized_admin().into_response();
         }
         req.extensions_mut().insert(Actor("admin-key".to_owned()));
     }
     private(next.run(req).await)
-}
-
-/// Compares the admin key with a presented one without leaking, through timing, where they
-/// differ or how long the key is: both are hashed to 32 bytes first (the presented key's own
-/// length is the caller's to know), then compared in constant time.
-fn same_key(key: &str, presented: &str) -> bool {
-    use aws_lc_rs::digest::{SHA256, digest};
-    use subtle::ConstantTimeEq;
-    let (key, presented) = (
-        digest(&SHA256, key.as_bytes()),
-        digest(&SHA256, presented.as_bytes()),
-    );
-    key.as_ref().ct_eq(presented.as_ref()).into()
 }
 
 /// A random admin key for a server started without one: 32 hex digits from the OS generator
@@ -315,11 +356,26 @@ mod tests {
 
     #[test]
     fn only_the_exact_key_matches() {
-        assert!(same_key("s3cret-key", "s3cret-key"));
-        assert!(!same_key("s3cret-key", "s3cret-kez"));
-        assert!(!same_key("s3cret-key", "s3cret-key "));
-        assert!(!same_key("s3cret-key", "s3cret"));
-        assert!(!same_key("s3cret-key", ""));
+        let key = AdminKey::from("s3cret-key");
+        assert!(key.matches("s3cret-key"));
+        assert!(!key.matches("s3cret-kez"));
+        assert!(!key.matches("s3cret-key "));
+        assert!(!key.matches("s3cret"));
+        assert!(!key.matches(""));
+    }
+
+    #[test]
+    fn a_key_given_by_its_digest_matches_the_key() {
+        // printf %s s3cret-key | sha256sum
+        let digest = "817b823905cc7853f381992575a9041fcdb17fc70e776707abfb4d7c59ecbf3f";
+        let key = AdminKey::from_sha256_hex(digest).unwrap();
+        assert!(key.matches("s3cret-key"));
+        assert!(!key.matches("s3cret-kez"));
+        assert_eq!(key, AdminKey::from("s3cret-key"));
+        assert!(AdminKey::from_sha256_hex(&digest.to_uppercase()).is_ok());
+        for bad in ["", "abc", &digest[..63], &format!("{}g", &digest[..63])] {
+            assert!(AdminKey::from_sha256_hex(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
 use tower_http::cors::{Any, CorsLayer};
 
-pub use admin::AdminAuth;
+pub use admin::{AdminAuth, AdminKey};
 pub use client_limit::{ClientKey, ClientLimit, ClientLimiter, ClientLimits};
 use error::ApiError;
 
