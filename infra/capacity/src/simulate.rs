@@ -307,7 +307,7 @@ fn print_report(
     );
     println!("tokens claimed             {}", thousands(usage.claimed));
     println!(
-        "look-ups per admitted      {:.1}",
+        "page requests per admitted {:.1}",
         usage.polls / usage.claimed.max(1.0)
     );
     println!();
