@@ -53,7 +53,8 @@ pub fn is_write(operation: &str) -> bool {
 
 /// The page's pause before look-up `attempt` (0 after joining) of a request that has no
 /// position yet: quick at first, doubling up to 8 s (`unplacedDelayMs` in
-/// `shared/web/assets/queue.js`, which the page's jitter spreads by ±15%).
+/// `shared/web/assets/queue.js`, which the page's jitter spreads by ±15%; a test runs the
+/// page's function to check they agree).
 pub fn unplaced_delay_ms(attempt: u32) -> i64 {
     (500_i64 << attempt.min(4)).min(8_000)
 }
@@ -546,6 +547,28 @@ async fn run<S: Store + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The model's back-off is the page's: `unplacedDelayMs` of `queue.js`, run by node.
+    #[test]
+    fn the_unplaced_back_off_is_the_pages() {
+        let queue_js = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/web/assets/queue.js"
+        );
+        let script = format!(
+            "const Q = require({queue_js:?}); console.log([0,1,2,3,4,5,6,12].map(Q.unplacedDelayMs).join(','))"
+        );
+        let out = std::process::Command::new("node")
+            .args(["-e", &script])
+            .output()
+            .expect("node runs the page's own code (infra/test.sh needs it too)");
+        assert!(out.status.success(), "{out:?}");
+        let page = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let model: Vec<String> = [0, 1, 2, 3, 4, 5, 6, 12]
+            .map(|attempt| unplaced_delay_ms(attempt).to_string())
+            .to_vec();
+        assert_eq!(page, model.join(","));
+    }
 
     #[tokio::test]
     async fn every_visitor_goes_through_the_whole_journey() {
