@@ -2,6 +2,9 @@
 //! key, concurrent callers wait for its answer instead of each reading the store. A warm
 //! Lambda instance thus reads each hot item at most once per TTL, whatever its concurrency.
 //!
+//! Ages are read on the room's [`Clock`], so a run on a manual clock expires entries in its own
+//! time, not in the machine's (the capacity model counts reads per simulated second).
+//!
 //! Reads take no lock: the key map and each key's value are snapshots swapped atomically
 //! (`arc-swap`), so a warm read is a few atomic loads however many requests run at once. Only
 //! a load (at most once per key and TTL) and a change to the key map take a lock.
@@ -10,16 +13,19 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+
+use crate::ports::Clock;
 
 /// Keys kept before the cache is emptied: a bound against floods of distinct keys (adding a
 /// key copies the map, so the bound also bounds that copy).
 const MAX_KEYS: usize = 1_024;
 
 struct Loaded<V> {
-    at: Instant,
+    /// When loaded, in the clock's milliseconds.
+    at_ms: i64,
     value: Arc<V>,
 }
 
@@ -30,26 +36,30 @@ struct Slot<V> {
 }
 
 impl<V> Slot<V> {
-    fn fresh(&self, ttl: Duration) -> Option<Arc<V>> {
+    /// The value if loaded less than `ttl_ms` before `now_ms`. A clock set back makes the
+    /// entry stale rather than fresh for longer.
+    fn fresh(&self, now_ms: i64, ttl_ms: i64) -> Option<Arc<V>> {
         self.value
             .load()
             .as_ref()
-            .filter(|loaded| loaded.at.elapsed() < ttl)
+            .filter(|loaded| (0..ttl_ms).contains(&(now_ms - loaded.at_ms)))
             .map(|loaded| loaded.value.clone())
     }
 }
 
 pub struct TtlCache<K, V> {
-    ttl: Duration,
+    ttl_ms: i64,
+    clock: Arc<dyn Clock>,
     slots: ArcSwap<HashMap<K, Arc<Slot<V>>>>,
     // Serialises changes to the key map (a new key, a removal); never taken by a read.
     changing: Mutex<()>,
 }
 
 impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
-            ttl,
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            clock,
             slots: ArcSwap::from_pointee(HashMap::new()),
             changing: Mutex::new(()),
         }
@@ -96,21 +106,27 @@ impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
         Fut: Future<Output = Result<V, E>>,
     {
         // The hot path: no lock, no copy of the map.
-        if let Some(value) = self.slots.load().get(key).and_then(|s| s.fresh(self.ttl)) {
+        let now_ms = self.clock.now_ms();
+        if let Some(value) = self
+            .slots
+            .load()
+            .get(key)
+            .and_then(|s| s.fresh(now_ms, self.ttl_ms))
+        {
             crate::metrics::add("cache_hits_total", 1);
             return Ok(value);
         }
         let slot = self.slot(key);
         let _loading = slot.loading.lock().await;
         // Whoever held the lock before us may have just loaded it.
-        if let Some(value) = slot.fresh(self.ttl) {
+        if let Some(value) = slot.fresh(self.clock.now_ms(), self.ttl_ms) {
             crate::metrics::add("cache_hits_total", 1);
             return Ok(value);
         }
         crate::metrics::add("cache_misses_total", 1);
         let value = Arc::new(load().await?);
         slot.value.store(Some(Arc::new(Loaded {
-            at: Instant::now(),
+            at_ms: self.clock.now_ms(),
             value: value.clone(),
         })));
         Ok(value)
@@ -119,7 +135,7 @@ impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
     /// Keeps `value` for `key` as if just loaded (a value the caller read for its own reasons).
     pub fn insert(&self, key: &K, value: V) {
         self.slot(key).value.store(Some(Arc::new(Loaded {
-            at: Instant::now(),
+            at_ms: self.clock.now_ms(),
             value: Arc::new(value),
         })));
     }
@@ -136,11 +152,15 @@ impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::{ManualClock, SystemClock};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_misses_collapse_into_one_load() {
-        let cache = Arc::new(TtlCache::<u8, u64>::new(Duration::from_secs(60)));
+        let cache = Arc::new(TtlCache::<u8, u64>::new(
+            Duration::from_secs(60),
+            Arc::new(SystemClock),
+        ));
         let loads = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..100 {
@@ -164,7 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn stale_or_invalidated_entries_are_reloaded_and_errors_are_not_kept() {
-        let cache = TtlCache::<u8, u64>::new(Duration::from_secs(60));
+        let cache = TtlCache::<u8, u64>::new(Duration::from_secs(60), Arc::new(SystemClock));
         assert_eq!(
             cache
                 .get_or_load(&1, || async { Err::<u64, _>("down") })
@@ -203,7 +223,7 @@ mod tests {
             Ok(4)
         );
 
-        let expiring = TtlCache::<u8, u64>::new(Duration::ZERO);
+        let expiring = TtlCache::<u8, u64>::new(Duration::ZERO, Arc::new(SystemClock));
         assert_eq!(
             expiring
                 .get_or_load(&1, || async { Ok::<_, ()>(1) })
@@ -218,5 +238,20 @@ mod tests {
                 .map(|v| *v),
             Ok(2)
         );
+    }
+
+    #[tokio::test]
+    async fn entries_age_on_the_rooms_clock() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let cache = TtlCache::<u8, u64>::new(Duration::from_secs(5), clock.clone());
+        let load = |v: u64| move || async move { Ok::<_, ()>(v) };
+        assert_eq!(cache.get_or_load(&1, load(1)).await.map(|v| *v), Ok(1));
+        clock.advance_ms(4_999);
+        assert_eq!(cache.get_or_load(&1, load(2)).await.map(|v| *v), Ok(1));
+        clock.advance_ms(1);
+        assert_eq!(cache.get_or_load(&1, load(3)).await.map(|v| *v), Ok(3));
+        // A clock set back does not keep an entry fresh for longer.
+        clock.advance_ms(-1);
+        assert_eq!(cache.get_or_load(&1, load(4)).await.map(|v| *v), Ok(4));
     }
 }

@@ -76,12 +76,12 @@ impl WaitingRoom {
         Self {
             store,
             buffer: None,
+            configs: TtlCache::new(cache.config_ttl, clock.clone()),
+            generations: TtlCache::new(cache.counters_ttl, clock.clone()),
+            views: TtlCache::new(cache.counters_ttl, clock.clone()),
+            moves: moves::MovesCache::new(cache.counters_ttl, clock.clone()),
             clock,
             tokens: None,
-            configs: TtlCache::new(cache.config_ttl),
-            generations: TtlCache::new(cache.counters_ttl),
-            views: TtlCache::new(cache.counters_ttl),
-            moves: moves::MovesCache::new(cache.counters_ttl),
             revocations: CircuitBreaker::new(BreakerSettings::default()),
         }
     }

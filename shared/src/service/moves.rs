@@ -9,18 +9,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::domain::{EventId, ServingIncrement};
-use crate::ports::{Store, StoreError};
+use crate::ports::{Clock, Store, StoreError};
 
 /// One event's moves, oldest first, as last read.
 #[derive(Default)]
 struct Log {
     generation: u64,
     moves: Vec<ServingIncrement>,
-    /// When the moves were last read; `None`: read at the next miss.
-    read_at: Option<Instant>,
+    /// When the moves were last read, on the room's clock; `None`: read at the next miss.
+    read_at_ms: Option<i64>,
 }
 
 impl Log {
@@ -36,16 +36,18 @@ impl Log {
 
 pub(super) struct MovesCache {
     /// Shortest pause between two reads of one event's moves.
-    refresh: Duration,
+    refresh_ms: i64,
+    clock: Arc<dyn Clock>,
     // std Mutex: held only to find an event's log. Each log's tokio Mutex is held across its
     // read, so concurrent misses on one event make a single read.
     logs: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<Log>>>>,
 }
 
 impl MovesCache {
-    pub fn new(refresh: Duration) -> Self {
+    pub fn new(refresh: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
-            refresh,
+            refresh_ms: i64::try_from(refresh.as_millis()).unwrap_or(i64::MAX),
+            clock,
             logs: Mutex::new(HashMap::new()),
         }
     }
@@ -70,7 +72,11 @@ impl MovesCache {
         if let Some(found) = log.covering(place) {
             return Ok(Some(found));
         }
-        if log.read_at.is_some_and(|at| at.elapsed() < self.refresh) {
+        let now_ms = self.clock.now_ms();
+        if log
+            .read_at_ms
+            .is_some_and(|at| (0..self.refresh_ms).contains(&(now_ms - at)))
+        {
             return Ok(None);
         }
         let after = log.reached();
@@ -89,14 +95,14 @@ impl MovesCache {
             log.moves.clear();
         }
         log.moves.extend(newer.moves);
-        log.read_at = Some(Instant::now());
+        log.read_at_ms = Some(now_ms);
         Ok(log.covering(place))
     }
 
     /// Reads the moves again at the next miss (after this process moved the counter).
     pub fn refresh_soon(&self, event_id: &EventId) {
         if let Ok(mut log) = self.log(event_id).try_lock() {
-            log.read_at = None;
+            log.read_at_ms = None;
         }
     }
 

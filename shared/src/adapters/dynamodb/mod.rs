@@ -41,6 +41,7 @@ use self::metrics::CountCalls;
 pub use self::metrics::{CallCounts, CallRecord, Outcome, Touch};
 use self::table::{Read, Table};
 use super::aws::AwsConfig;
+use super::clock::SystemClock;
 use crate::cache::TtlCache;
 use crate::domain::{
     Admission, BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
@@ -83,7 +84,7 @@ impl DynamoStore {
         Self {
             table: Table::new(Client::from_conf(config), table.into()),
             calls,
-            generations: Arc::new(TtlCache::new(GENERATION_TTL)),
+            generations: Arc::new(TtlCache::new(GENERATION_TTL, Arc::new(SystemClock))),
         }
     }
 
