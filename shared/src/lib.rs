@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod cache;
 pub mod domain;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod lambda;
 pub mod metrics;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use waiting_room_core::adapters::{AwsConfig, AwsSettings};
 use waiting_room_core::domain::EventId;
+use waiting_room_core::gate::{self, Gate, GateSettings};
 use waiting_room_core::http::admin::generate_admin_key;
 use waiting_room_core::http::{ClientLimit, ClientLimits};
 use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
@@ -96,6 +97,27 @@ struct ServeArgs {
     /// AWS the SAM template creates them).
     #[arg(long, env = "WR_CREATE_RESOURCES")]
     create_resources: bool,
+    /// Run the gate on this address: a reverse proxy in front of `--upstream` that lets in
+    /// only visitors holding a pass from the room.
+    #[arg(long, env = "WR_GATE_LISTEN", requires = "upstream")]
+    gate_listen: Option<SocketAddr>,
+    /// The application behind the gate (`http://host:port`).
+    #[arg(long, env = "WR_UPSTREAM", requires = "gate_listen")]
+    upstream: Option<String>,
+    /// The event whose passes open the gate (default: the first `--event`).
+    #[arg(long, env = "WR_GATE_EVENT")]
+    gate_event: Option<String>,
+    /// Path prefixes that reach the application without a pass, e.g. `/static/` or
+    /// `/healthz` (repeatable).
+    #[arg(long = "gate-skip", env = "WR_GATE_SKIP", value_delimiter = ',')]
+    gate_skip: Vec<String>,
+    /// The gate's address as browsers reach it (default: `http://` + `--gate-listen`).
+    #[arg(long, env = "WR_GATE_URL")]
+    gate_url: Option<String>,
+    /// The room's address as browsers reach it, for the gate's redirects to the visitor
+    /// page (default: `http://` + `--listen`).
+    #[arg(long, env = "WR_ROOM_URL")]
+    room_url: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -230,11 +252,64 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     {
         println!("  store          DynamoDB table {table}, SQS queue {queue_url}");
     }
+    // Ctrl-C stops the room and the gate together.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let gate = match (args.gate_listen, &args.upstream) {
+        (Some(gate_listen), Some(upstream)) => {
+            let event = match &args.gate_event {
+                Some(id) => EventId::parse(id).map_err(|e| format!("--gate-event: {e}"))?,
+                None => first_event
+                    .clone()
+                    .ok_or("--gate-listen needs an event to guard (--event)")?,
+            };
+            let gate_listener = tokio::net::TcpListener::bind(gate_listen)
+                .await
+                .map_err(|e| format!("cannot listen on {gate_listen}: {e}"))?;
+            let gate_base = match &args.gate_url {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None => format!(
+                    "http://{}",
+                    gate_listener.local_addr().map_err(|e| e.to_string())?
+                ),
+            };
+            let room_base = args.room_url.as_deref().unwrap_or(&base);
+            let mut settings = GateSettings::new(
+                event.clone(),
+                upstream.clone(),
+                format!("{}/waiting-room.html", room_base.trim_end_matches('/')),
+            );
+            settings.skip = args.gate_skip.clone();
+            settings.https = gate_base.starts_with("https://");
+            let gate = Gate::new(local.room.clone(), settings).map_err(|e| e.to_string())?;
+            gate::point_event_at(&local.room, &event, &gate_base)
+                .await
+                .map_err(|e| format!("cannot point event {event} at the gate: {e}"))?;
+            println!("  gate           {gate_base}  (event {event}, in front of {upstream})");
+            let app = gate::router(std::sync::Arc::new(gate))
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let mut stopped = stopped;
+            Some(tokio::spawn(async move {
+                axum::serve(gate_listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.changed().await;
+                    })
+                    .await
+            }))
+        }
+        _ => None,
+    };
     tracing::info!(listen = %args.listen, "serving");
-    local
-        .serve(listener, async {
+    let served = local
+        .serve(listener, async move {
             let _ = tokio::signal::ctrl_c().await;
+            let _ = stop.send(());
         })
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    if let Some(gate) = gate {
+        gate.await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("gate: {e}"))?;
+    }
+    served
 }

@@ -29,7 +29,7 @@ impl ApiError {
         }
     }
 
-    fn retry(mut self, secs: u64) -> Self {
+    pub fn retry(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
     }

@@ -326,7 +326,11 @@
       save();
       var target = doc.target_url || "";
       if (/^https?:\/\//i.test(target)) {
-        var url = withToken(target, r.data.access_token);
+        var url = withParam(target, "wr_token", r.data.access_token);
+        // A gate's hand-over sets the pass as a cookie and sends the visitor on to the address
+        // the gate turned them away from (a path on the gate: the gate checks it again).
+        var back = returnPath();
+        if (back && isHandoff(target)) url = withParam(url, "return", back);
         $("continue").href = url;
         render("admitted", shown(doc, null), { lead: t("admitted_redirect", { event: name }), link: true });
         // replace(): the Back button should not land on a page that sends the visitor on again.
@@ -343,8 +347,22 @@
     });
   }
 
-  // Appends wr_token to the target, keeping its own query and fragment intact.
-  function withToken(target, token) {
+  // The address the gate sent the visitor here from: a path on the gate, nothing else.
+  function returnPath() {
+    var back = params.get("return") || "";
+    return /^\/(?![\/\\])[\x21-\x7e]*$/.test(back) ? back : "";
+  }
+
+  function isHandoff(target) {
+    try {
+      return new URL(target).pathname === "/__wr/pass";
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // Appends name=value to the target, keeping its own query and fragment intact.
+  function withParam(target, name, value) {
     var hash = "";
     var at = target.indexOf("#");
     if (at >= 0) {
@@ -352,7 +370,7 @@
       target = target.slice(0, at);
     }
     var sep = target.indexOf("?") >= 0 ? (/[?&]$/.test(target) ? "" : "&") : "?";
-    return target + sep + "wr_token=" + encodeURIComponent(token) + hash;
+    return target + sep + name + "=" + encodeURIComponent(value) + hash;
   }
 
   function offline(error) {
