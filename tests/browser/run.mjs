@@ -30,7 +30,7 @@ const ADMIN_KEY = "browser-test-admin-key";
 // Seconds between the room's maintenance passes (strategies, expiries): set explicitly so the
 // checks that wait for one know how long to wait.
 const STRATEGY_EVERY_S = 1;
-const OVERALL_TIMEOUT_MS = 120_000;
+const OVERALL_TIMEOUT_MS = 180_000;
 const STEP_TIMEOUT_MS = 15_000;
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
@@ -39,8 +39,10 @@ const DESKTOP = { width: 1280, height: 800 };
 
 let passed = 0;
 let failed = 0;
-let server = null;
+// Every server started, stopped at the end whatever happens.
+const servers = [];
 let target = null;
+let app = null;
 let context = null;
 let profile = null;
 
@@ -76,18 +78,22 @@ async function cleanup() {
   if (cleaned) return;
   cleaned = true;
   if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
-  if (server && server.exitCode === null) {
+  for (const server of servers) {
+    if (server.exitCode !== null) continue;
     server.kill("SIGTERM");
     await Promise.race([new Promise((r) => server.once("exit", r)), sleep(3000)]);
     if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
   }
   if (target) target.close();
+  if (app) app.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
 }
 
 // Last resort if node dies some other way: never leave the server running.
 process.on("exit", () => {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+  for (const server of servers) {
+    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+  }
 });
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, async () => {
@@ -121,26 +127,49 @@ function startTarget() {
   });
 }
 
-// Starts the binary on a free port (port 0) and reads the address it prints.
-function startServer() {
+// A small application for the gate to guard: counts the requests it receives and shows the
+// address each was for, with what the gate told it.
+function startApp() {
+  return new Promise((resolve) => {
+    const seen = [];
+    const srv = http.createServer((req, res) => {
+      seen.push({ url: req.url, method: req.method, at: Date.now(), headers: req.headers });
+      const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop item</title>
+<link rel="icon" href="data:,"></head><body style="font-family:system-ui;margin:2rem">
+<h1>The shop, behind the gate</h1><p>Served <code id="url">${esc(req.url)}</code>
+to visitor <code id="visitor">${esc(req.headers["x-waiting-room-request-id"] || "")}</code>.</p>
+<p>Requests received: <span id="count">${seen.length}</span></p></body></html>`);
+    });
+    srv.seen = seen;
+    srv.listen(0, "127.0.0.1", () => resolve(srv));
+  });
+}
+
+// Starts the binary on a free port (port 0) and reads the addresses it prints: the room's,
+// and the gate's when `extra` asks for one.
+function startServer(extra = []) {
   return new Promise((resolve, reject) => {
     // No per-address limits: the live draw below joins 300 visitors from this one address and
     // looks each of them up.
     const args = ["serve", "--admin-key", ADMIN_KEY, "--listen", "127.0.0.1:0", "--event", "demo",
-      "--strategy-every", String(STRATEGY_EVERY_S), "--join-rate", "0", "--lookup-rate", "0"];
+      "--strategy-every", String(STRATEGY_EVERY_S), "--join-rate", "0", "--lookup-rate", "0", ...extra];
+    const gated = extra.includes("--gate-listen");
     const child = spawn(BIN, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: "warn" },
     });
-    server = child;
+    servers.push(child);
     let out = "";
     const timer = setTimeout(() => reject(new Error("server did not print its address within 15 s:\n" + out)), 15_000);
     const onData = (chunk) => {
       out += chunk;
       const m = out.match(/visitor page\s+(http:\/\/[^/\s]+)/);
-      if (m) {
+      const g = out.match(/gate\s+(http:\/\/[^/\s]+)/);
+      if (m && (!gated || g)) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve(gated ? { base: m[1], gate: g[1] } : m[1]);
       }
     };
     child.stdout.on("data", onData);
@@ -608,10 +637,80 @@ async function scenario() {
   });
   await check("visitor-offline screenshots; no sideways scrolling on a phone", () => shoot(edge, "visitor-offline", ["phone"]));
 
+  await gatedFlow(context);
+
   await check("no console errors on the visitor pages or the control panel", async () => {
-    const all = [visitorLog, operatorLog, insideLog, expiringLog, scheduledLog]
+    const all = [visitorLog, operatorLog, insideLog, expiringLog, scheduledLog, ...gateLogs]
       .flatMap((r) => r.errors.map((e) => `${r.label}: ${e}`));
     assert(all.length === 0, all.join("\n"));
+  });
+}
+
+// The gate, as a new user tries it: a small application on 127.0.0.1, the room started with
+// --gate-listen and --upstream in front of it. A visitor opening /shop/item?x=1 on the gate
+// waits in the room, is let in by the operator, and lands on /shop/item?x=1 served by the
+// application, with no token in any URL; the application hears nothing before the admission.
+const gateLogs = [];
+async function gatedFlow(context) {
+  app = await startApp();
+  const upstream = `http://127.0.0.1:${app.address().port}`;
+  const { base, gate } = await startServer(["--gate-listen", "127.0.0.1:0", "--upstream", upstream]);
+  log(`gated room ${base}, gate ${gate}, application ${upstream}`);
+  const visitor = await context.newPage();
+  gateLogs.push(watch(visitor, "gated visitor page"));
+  const visited = [];
+  visitor.on("framenavigated", (frame) => { if (frame === visitor.mainFrame()) visited.push(frame.url()); });
+
+  await check("gate: a visitor without a pass is sent to the room, the address asked for kept", async () => {
+    await visitor.goto(`${gate}/shop/item?x=1`);
+    await waitState(visitor, "waiting");
+    const url = new URL(visitor.url());
+    equal(url.origin, base, "the visitor page's origin");
+    equal(url.searchParams.get("return"), "/shop/item?x=1", "the address to return to");
+    await waitText(visitor, "#position", "1");
+    equal(app.seen.length, 0, "requests the application received before admission");
+  });
+  await check("gate: API calls without a pass get 503 with Retry-After and JSON, not the application", async () => {
+    const r = await fetch(`${gate}/api/cart`, { method: "POST", body: "{}" });
+    equal(r.status, 503, "status");
+    assert(r.headers.get("retry-after"), "Retry-After missing");
+    equal((await r.json()).code, "pass_required", "error code");
+    equal(app.seen.length, 0, "requests the application received");
+  });
+  await check("gated-waiting screenshots; no sideways scrolling on a phone", () => shoot(visitor, "gated-waiting", ["phone"]));
+
+  await check("gate: let in by the operator, the visitor lands on /shop/item?x=1 served by the application, no token in any URL", async () => {
+    const admittedAt = Date.now();
+    const r = await api(base, "POST", "/increment_serving_counter", { event_id: "demo", increment_by: 1 }, ADMIN_KEY);
+    equal(r.status, 200, "increment status");
+    await visitor.waitForURL(`${gate}/shop/item?x=1`);
+    equal(await text(visitor, "#url"), "/shop/item?x=1", "address the application served");
+    equal(app.seen.length, 1, "requests the application received");
+    assert(app.seen[0].at >= admittedAt, "the application heard from the visitor before the admission");
+    const id = await text(visitor, "#visitor");
+    assert(/^[0-9a-f-]{36}$/.test(id), `the pass's request id should reach the application, got ${JSON.stringify(id)}`);
+    assert(!String(app.seen[0].headers.cookie || "").includes("wr_pass"), "the pass cookie reached the application");
+    const withToken = visited.filter((u) => /wr_token|access_token/.test(u) && !u.startsWith(`${gate}/__wr/pass`));
+    equal(withToken.length, 0, `pages showing a token in their address (${withToken.join(", ")})`);
+    const cookies = await context.cookies(gate);
+    const pass = cookies.find((c) => c.name === "wr_pass");
+    assert(pass && pass.httpOnly && pass.sameSite === "Lax", `pass cookie: ${JSON.stringify(pass)}`);
+  });
+  await check("gated-admitted screenshots; no sideways scrolling on a phone", () => shoot(visitor, "gated-admitted", ["phone", "desktop"]));
+
+  await check("gate: with the pass, a reload reaches the application; a session ended sends the visitor back to the room", async () => {
+    await visitor.reload();
+    await waitText(visitor, "#count", "2");
+    const id = await text(visitor, "#visitor");
+    // The room page then reports the ended session: its claim answers 410.
+    gateLogs[0].allowed.push(/status of 410/);
+    const r = await api(base, "POST", "/update_session", { event_id: "demo", request_id: id, status: -1 }, ADMIN_KEY);
+    equal(r.status, 200, "update_session status");
+    await sleep(2500); // the gate trusts a checked pass for 2 s
+    await visitor.goto(`${gate}/shop/item?x=2`);
+    await visitor.waitForURL((u) => u.origin === base);
+    equal(new URL(visitor.url()).searchParams.get("return"), "/shop/item?x=2", "the address to return to");
+    equal(app.seen.length, 2, "requests the application received");
   });
 }
 
