@@ -137,7 +137,7 @@ function startApp() {
       const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
       res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop item</title>
-<link rel="icon" href="data:,"></head><body style="font-family:system-ui;margin:2rem">
+<link rel="icon" href="data:,"></head><body style="font-family:system-ui;margin:2rem;overflow-wrap:anywhere">
 <h1>The shop, behind the gate</h1><p>Served <code id="url">${esc(req.url)}</code>
 to visitor <code id="visitor">${esc(req.headers["x-waiting-room-request-id"] || "")}</code>.</p>
 <p>Requests received: <span id="count">${seen.length}</span></p></body></html>`);
@@ -688,7 +688,7 @@ async function gatedFlow(context) {
     equal(app.seen.length, 1, "requests the application received");
     assert(app.seen[0].at >= admittedAt, "the application heard from the visitor before the admission");
     const id = await text(visitor, "#visitor");
-    assert(/^[0-9a-f-]{36}$/.test(id), `the pass's request id should reach the application, got ${JSON.stringify(id)}`);
+    assert(/^[0-9a-f]{64}$/.test(id), `the pass's request id should reach the application, got ${JSON.stringify(id)}`);
     assert(!String(app.seen[0].headers.cookie || "").includes("wr_pass"), "the pass cookie reached the application");
     const withToken = visited.filter((u) => /wr_token|access_token/.test(u) && !u.startsWith(`${gate}/__wr/pass`));
     equal(withToken.length, 0, `pages showing a token in their address (${withToken.join(", ")})`);
