@@ -237,7 +237,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         "http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let event = first_event.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    let event = first_event
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     println!("waiting room ready");
     println!("  visitor page   {base}/waiting-room.html?event_id={event}");
     println!("  control panel  {base}/control-panel.html");

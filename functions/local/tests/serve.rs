@@ -144,3 +144,56 @@ fn the_admin_key_is_printed_only_when_generated() {
     assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
     assert!(line.contains("generated"), "{line}");
 }
+
+#[test]
+fn a_gate_needs_an_upstream_it_can_speak_to() {
+    let refused = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_waiting-room"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-key", "k"])
+            .args(args)
+            .env_remove("WR_ADMIN_KEY")
+            .output()
+            .expect("the waiting-room binary runs");
+        assert!(!output.status.success(), "{args:?} started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let alone = refused(&["--gate-listen", "127.0.0.1:0"]);
+    assert!(alone.contains("--upstream"), "{alone}");
+    let tls = refused(&[
+        "--gate-listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "https://app.example",
+    ]);
+    assert!(tls.contains("must be an http:// address"), "{tls}");
+    let other = refused(&[
+        "--gate-listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--gate-event",
+        "nope",
+    ]);
+    assert!(
+        other.contains("cannot point event nope at the gate"),
+        "{other}"
+    );
+}
+
+#[test]
+fn the_banner_names_the_gate_and_what_it_guards() {
+    let mut server = Server::start(&[
+        "--admin-key",
+        "k",
+        "--gate-listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:9",
+    ]);
+    let line = server.wait_for("in front of");
+    assert!(line.starts_with("  gate "), "{line}");
+    assert!(
+        line.contains("(event demo, in front of http://127.0.0.1:9)"),
+        "{line}"
+    );
+}
