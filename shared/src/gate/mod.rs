@@ -15,8 +15,7 @@ mod routes;
 
 use std::time::Duration;
 
-pub use pass::{PASS_COOKIE, Passes};
-pub use proxy::{Forwarded, Proxy};
+pub use pass::PASS_COOKIE;
 pub use routes::{Gate, router};
 
 use crate::domain::EventId;

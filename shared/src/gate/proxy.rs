@@ -84,6 +84,11 @@ impl Proxy {
         request_id: Option<&str>,
     ) -> Result<Response<Body>, GateError> {
         let (mut parts, body) = request.into_parts();
+        // The host the visitor asked for: `Host`, or the authority of an HTTP/2 request.
+        let asked_host = parts.headers.remove(header::HOST).or_else(|| {
+            let authority = parts.uri.authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
         let path = parts
             .uri
             .path_and_query()
@@ -107,7 +112,7 @@ impl Proxy {
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             headers.insert(REQUEST_ID_HEADER, id);
         }
-        set_forwarded(headers, forwarded, &self.authority);
+        set_forwarded(headers, forwarded, asked_host, &self.authority);
         let response = self
             .client
             .request(Request::from_parts(parts, body))
@@ -134,7 +139,12 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// `X-Forwarded-For` (the visitor appended to what earlier proxies said), `-Proto` and
 /// `-Host` (the host the visitor asked for; `Host` becomes the application's own).
-fn set_forwarded(headers: &mut HeaderMap, forwarded: &Forwarded, upstream: &Authority) {
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    forwarded: &Forwarded,
+    asked_host: Option<HeaderValue>,
+    upstream: &Authority,
+) {
     const FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
     const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -148,9 +158,10 @@ fn set_forwarded(headers: &mut HeaderMap, forwarded: &Forwarded, upstream: &Auth
         }
     }
     headers.insert(PROTO, HeaderValue::from_static(forwarded.proto));
-    if let Some(host) = headers.remove(header::HOST) {
-        headers.insert(HOST, host);
-    }
+    match asked_host {
+        Some(host) => headers.insert(HOST, host),
+        None => headers.remove(HOST),
+    };
     if let Ok(host) = HeaderValue::from_str(upstream.as_str()) {
         headers.insert(header::HOST, host);
     }

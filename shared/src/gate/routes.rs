@@ -203,13 +203,14 @@ fn refuse(gate: &Gate, error: GateError, refused: &Refused) -> Response {
     let mut response = match &error {
         GateError::NoPass(reason) if refused.navigation => {
             tracing::debug!(reason = reason.code(), "turned back to the room");
+            crate::metrics::add_labelled("gate_refusals_total", "code", "sent_to_room");
             see_other(&room)
         }
         GateError::NoPass(reason) => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
+            "pass_required",
             json!({
                 "error": format!("a pass from the waiting room is needed ({reason})"),
-                "code": "pass_required",
                 "reason": reason.code(),
                 "waiting_room": room,
             }),
@@ -219,7 +220,8 @@ fn refuse(gate: &Gate, error: GateError, refused: &Refused) -> Response {
             tracing::warn!(error = %cause, "passes cannot be checked; the gate stays closed");
             json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "error": error.to_string(), "code": "room_unavailable" }),
+                "room_unavailable",
+                json!({ "error": error.to_string() }),
                 Some(RETRY_UNAVAILABLE_SECS),
             )
         }
@@ -227,7 +229,8 @@ fn refuse(gate: &Gate, error: GateError, refused: &Refused) -> Response {
             tracing::warn!(error = %cause, "the application behind the gate is unreachable");
             json_error(
                 StatusCode::BAD_GATEWAY,
-                json!({ "error": error.to_string(), "code": "upstream_unreachable" }),
+                "upstream_unreachable",
+                json!({ "error": error.to_string() }),
                 None,
             )
         }
@@ -235,7 +238,8 @@ fn refuse(gate: &Gate, error: GateError, refused: &Refused) -> Response {
             tracing::error!(error = %cause, "request the gate cannot pass on");
             json_error(
                 StatusCode::BAD_REQUEST,
-                json!({ "error": error.to_string(), "code": "invalid_request" }),
+                "invalid_request",
+                json!({ "error": error.to_string() }),
                 None,
             )
         }
@@ -248,16 +252,15 @@ fn refuse(gate: &Gate, error: GateError, refused: &Refused) -> Response {
     response
 }
 
-fn json_error(status: StatusCode, body: serde_json::Value, retry_after: Option<u64>) -> Response {
-    crate::metrics::add_labelled(
-        "gate_refusals_total",
-        "code",
-        match status {
-            StatusCode::BAD_GATEWAY => "upstream_unreachable",
-            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            _ => "invalid_request",
-        },
-    );
+/// `{"error": ..., "code": ...}` and whatever else `body` holds, as the room's API answers.
+fn json_error(
+    status: StatusCode,
+    code: &'static str,
+    mut body: serde_json::Value,
+    retry_after: Option<u64>,
+) -> Response {
+    crate::metrics::add_labelled("gate_refusals_total", "code", code);
+    body["code"] = json!(code);
     let mut response = (status, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
