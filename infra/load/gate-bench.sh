@@ -22,7 +22,9 @@ ROOM=http://127.0.0.1:$ROOM_PORT
 OUT=${WR_BENCH_OUT:-target/load/gate-bench-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -p waiting-room -p waiting-room-core --example hello >&2
+# Two builds: `--example` would limit a combined one to the example alone.
+cargo build --release -p waiting-room >&2
+cargo build --release -p waiting-room-core --example hello >&2
 
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
