@@ -27,9 +27,9 @@ pub struct Passes {
 impl Passes {
     pub fn new(room: Arc<WaitingRoom>, settings: &GateSettings) -> Self {
         Self {
+            accepted: TtlCache::new(settings.pass_cache, room.clock().clone()),
             room,
             event_id: settings.event_id.clone(),
-            accepted: TtlCache::new(settings.pass_cache),
         }
     }
 

@@ -112,6 +112,11 @@ impl WaitingRoom {
         self.clock.now_ms()
     }
 
+    /// The room's clock, for caches beside it that age on the same time.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     pub fn tokens(&self) -> Result<&TokenIssuer, Error> {
         self.tokens
             .as_ref()
