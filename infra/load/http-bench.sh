@@ -17,7 +17,7 @@ HELLO_PORT=$((ROOM_PORT + 1))
 OUT=${WR_BENCH_OUT:-target/load/http-bench-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -p waiting-room -p waiting-room-core --example hello >&2
+cargo build --release -p waiting-room -p waiting-room-core --bins --example hello >&2
 
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT

@@ -2,6 +2,7 @@
 //! counters' own change time, never from when we read them, so every cache and every instance
 //! agrees on them.
 
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::time::UNIX_EPOCH;
@@ -21,7 +22,7 @@ pub fn respond(request: &HeaderMap, answer: &Rendered, now_ms: i64) -> Response 
     let not_modified = match request.get(header::IF_NONE_MATCH) {
         Some(tags) => tags.to_str().is_ok_and(|tags| {
             tags.split(',')
-                .any(|t| t.trim().trim_start_matches("W/").as_bytes() == answer.etag)
+                .any(|t| t.trim().trim_start_matches("W/").as_bytes() == answer.etag.as_bytes())
         }),
         None => {
             send_last_modified
@@ -33,31 +34,26 @@ pub fn respond(request: &HeaderMap, answer: &Rendered, now_ms: i64) -> Response 
                     .is_some_and(|since| since.as_secs() as i64 >= changed_secs)
         }
     };
+    // Room for these headers and the CORS layer's, so none of them grows the map.
+    let mut headers = HeaderMap::with_capacity(8);
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            answer.body.clone(),
-        )
-            .into_response()
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Response::new(Body::from(answer.body.clone()))
     };
-    let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(HOT_READ_CACHE),
     );
-    if let Ok(value) = HeaderValue::from_maybe_shared(answer.etag.clone()) {
-        headers.insert(header::ETAG, value);
+    headers.insert(header::ETAG, answer.etag.clone());
+    if send_last_modified {
+        headers.insert(header::LAST_MODIFIED, answer.last_modified.clone());
     }
-    if send_last_modified
-        && let Ok(value) = HeaderValue::from_maybe_shared(answer.last_modified.clone())
-    {
-        headers.insert(header::LAST_MODIFIED, value);
-    }
+    *response.headers_mut() = headers;
     response
 }
 

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod cacheable;
 pub mod client_limit;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod public;
@@ -12,8 +13,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, header};
-use tower_http::cors::{Any, CorsLayer};
 
 pub use admin::{AdminAuth, AdminKey};
 pub use client_limit::{ClientKey, ClientLimit, ClientLimiter, ClientLimits};
@@ -79,23 +78,6 @@ fn limit(
 }
 
 fn finish(routes: Router<Arc<WaitingRoom>>, room: Arc<WaitingRoom>) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-        ])
-        // Date and Age: the visitor page sets its countdowns by the room's clock.
-        .expose_headers([
-            header::ETAG,
-            header::LAST_MODIFIED,
-            header::RETRY_AFTER,
-            header::DATE,
-            header::AGE,
-        ]);
     routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
@@ -105,7 +87,7 @@ fn finish(routes: Router<Arc<WaitingRoom>>, room: Arc<WaitingRoom>) -> Router {
                 "method not allowed on this route",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(cors)
+        // One layer, not two: axum wraps and clones every route once per layer call.
+        .layer((cors::Cors, DefaultBodyLimit::max(MAX_BODY_BYTES)))
         .with_state(room)
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::cacheable;
 use super::error::ApiError;
-use super::extract::{Body, Params};
+use super::extract::{self, Body, Params};
 use crate::domain::{EventId, RequestId};
 use crate::service::WaitingRoom;
 use crate::service::event_state::{Rendered, SharedAnswers};
@@ -150,44 +150,34 @@ async fn queue_num(
 }
 
 /// One of the event's shared answers, from the in-process snapshot, with its validators.
+/// The shared reads take the request whole: its headers are only looked at, never copied.
 async fn shared(
     room: &WaitingRoom,
-    headers: &HeaderMap,
-    event_id: &EventId,
+    request: Request,
     answer: fn(&SharedAnswers) -> &Rendered,
 ) -> Result<Response, ApiError> {
-    let view = room.view(event_id).await?;
+    let (request, _body) = request.into_parts();
+    let event_id = extract::event_id(&request.uri)?;
+    let view = room.view(&event_id).await?;
     Ok(cacheable::respond(
-        headers,
+        &request.headers,
         answer(&view.answers),
         room.now_ms(),
     ))
 }
 
-async fn serving_num(
-    State(room): Room,
-    headers: HeaderMap,
-    Params(q): Params<EventParam>,
-) -> Result<Response, ApiError> {
-    shared(&room, &headers, &q.event_id, |a| &a.serving_num).await
+async fn serving_num(State(room): Room, request: Request) -> Result<Response, ApiError> {
+    shared(&room, request, |a| &a.serving_num).await
 }
 
-async fn waiting_num(
-    State(room): Room,
-    headers: HeaderMap,
-    Params(q): Params<EventParam>,
-) -> Result<Response, ApiError> {
-    shared(&room, &headers, &q.event_id, |a| &a.waiting_num).await
+async fn waiting_num(State(room): Room, request: Request) -> Result<Response, ApiError> {
+    shared(&room, request, |a| &a.waiting_num).await
 }
 
 /// The one document every waiting page polls (through the CDN, keyed on the event id alone):
 /// state, schedule, counters, recent moves, draw, poll policy, message.
-async fn event_state(
-    State(room): Room,
-    headers: HeaderMap,
-    Params(q): Params<EventParam>,
-) -> Result<Response, ApiError> {
-    shared(&room, &headers, &q.event_id, |a| &a.event_state).await
+async fn event_state(State(room): Room, request: Request) -> Result<Response, ApiError> {
+    shared(&room, request, |a| &a.event_state).await
 }
 
 async fn queue_pos_expiry(

@@ -8,6 +8,7 @@
 //! bytes, the same `ETag` and the same `Last-Modified`, so caches agree and revalidate cheaply.
 
 use axum::body::Bytes;
+use axum::http::HeaderValue;
 use serde::Serialize;
 
 use super::visitor::UNASSIGNED_GRACE_MS;
@@ -18,16 +19,17 @@ use crate::domain::{EventConfig, EventCounters, EventId, EventState, ServingIncr
 /// every few seconds, small enough to keep the document a few kilobytes.
 pub const MAX_MOVES: usize = 64;
 
-/// An answer rendered once: its JSON body and validators.
+/// An answer rendered once: its JSON body and validators, as the header values they are sent
+/// as (checked once here, not on every request).
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub body: Bytes,
     /// Quoted, as sent in `ETag`.
-    pub etag: Bytes,
+    pub etag: HeaderValue,
     /// When the data behind the answer last changed (ms since the epoch).
     pub changed_at_ms: i64,
     /// `changed_at_ms` as an HTTP date (one-second resolution).
-    pub last_modified: Bytes,
+    pub last_modified: HeaderValue,
 }
 
 impl Rendered {
@@ -36,9 +38,12 @@ impl Rendered {
             + std::time::Duration::from_secs(changed_at_ms.div_euclid(1000).max(0) as u64);
         Self {
             body: Bytes::from(body),
-            etag: Bytes::from(format!("\"{etag}\"")),
+            // The tag is hex digits and dashes, the date ASCII: both always valid header values.
+            etag: HeaderValue::from_str(&format!("\"{etag}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
             changed_at_ms,
-            last_modified: Bytes::from(httpdate::fmt_http_date(changed)),
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(changed))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
         }
     }
 }
