@@ -34,11 +34,14 @@ trap 'bash infra/moto.sh stop >/dev/null 2>&1 || true' EXIT
 export WR_TEST_AWS_ENDPOINT=http://127.0.0.1:${MOTO_PORT:-4566}
 
 step "unit, contract (memory and moto) and end-to-end tests"
+# The local server's slow-client test holds 3,000 connections open in the test and the server.
+ulimit -n 16384
 cargo test --workspace
 
-step "README walk-through against a local server, on memory and on DynamoDB + SQS (moto)"
+step "README walk-through against a local server, on memory, on DynamoDB + SQS (moto), over HTTPS + HTTP/2"
 bash infra/walkthrough.sh
 bash infra/walkthrough.sh dynamodb "$WR_TEST_AWS_ENDPOINT"
+bash infra/walkthrough.sh tls
 
 step "capacity model: waiting-room simulate (per-item costs measured on moto, checked in)"
 report=$(target/debug/waiting-room simulate --visitors 20000 --arrival uniform:600 \

@@ -1,11 +1,13 @@
 //! 10,000 visitors arrive at once and every SQS message is delivered twice: each still gets
-//! exactly one position, and positions run 1..=10,000 with no gap, per event.
+//! exactly one position, and positions run 1..=10,000 with no gap, per event. A stop with
+//! 10,000 of them buffered places them all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::Method;
 use waiting_room_core::domain::{EnqueueRequest, RequestId, Strategy};
+use waiting_room_core::listener::{Listener, ListenerSettings};
 use waiting_room_core::ports::Clock;
 use waiting_room_core::server::LocalRoom;
 use waiting_room_tests::*;
@@ -124,6 +126,28 @@ async fn two_events_at_once_are_numbered_independently() {
     deliver_twice(&local).await;
     assert_positions_are_a_permutation(&local, "demo", &a).await;
     assert_positions_are_a_permutation(&local, "second", &b).await;
+}
+
+/// The server is told to stop while 10,000 joins answered `202` still wait in the buffer:
+/// `serve` returns only once every one of them has its position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stop_places_every_join_still_buffered() {
+    let (local, _) = room().await;
+    let ids = arrive(&local, "demo", VISITORS).await;
+    assert_eq!(buffer(&local).len(), VISITORS);
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("port");
+    let listener = Listener::from_tcp(tcp, ListenerSettings::default()).expect("listener");
+    // The stop comes at once: the consumer starts with the whole buffer ahead of it.
+    let report = local.clone().serve(listener, async {}).await;
+    assert_eq!(report.unplaced, 0);
+    assert!(
+        report.placed_while_stopping > 0,
+        "the buffer was placed by the drain: {report:?}"
+    );
+    assert!(buffer(&local).is_empty());
+    assert_positions_are_a_permutation(&local, "demo", &ids).await;
 }
 
 #[tokio::test]

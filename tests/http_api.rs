@@ -10,6 +10,7 @@ use waiting_room_core::adapters::SystemClock;
 use waiting_room_core::domain::RequestId;
 use waiting_room_core::domain::exits::{BUCKET_MS, SETTLE_MS};
 use waiting_room_core::http::{AdminAuth, router};
+use waiting_room_core::listener::{Listener, ListenerSettings};
 use waiting_room_core::ports::Clock;
 use waiting_room_core::server::{LocalRoom, LocalSettings};
 use waiting_room_core::service::{CacheSettings, WaitingRoom};
@@ -27,6 +28,7 @@ async fn walkthrough_over_tcp_admits_a_visitor_with_a_token_that_verifies_everyw
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = Listener::from_tcp(listener, ListenerSettings::default()).unwrap();
     let server = tokio::spawn(local.serve(listener, async {
         let _ = stopped.await;
     }));
@@ -178,7 +180,7 @@ async fn walkthrough_over_tcp_admits_a_visitor_with_a_token_that_verifies_everyw
     assert_eq!(after.status(), 410);
 
     stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    assert_eq!(server.await.unwrap().unplaced, 0);
 }
 
 #[tokio::test]
@@ -984,6 +986,7 @@ async fn over_tcp_a_client_joining_looking_up_or_claiming_in_a_loop_is_slowed_wi
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = Listener::from_tcp(listener, ListenerSettings::default()).unwrap();
     let server = tokio::spawn(local.serve(listener, async {
         let _ = stopped.await;
     }));
@@ -1036,7 +1039,7 @@ async fn over_tcp_a_client_joining_looking_up_or_claiming_in_a_loop_is_slowed_wi
         assert_eq!(poll.status(), 200);
     }
     stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    assert_eq!(server.await.unwrap().unplaced, 0);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use waiting_room_core::adapters::aws::test_endpoint;
 use waiting_room_core::adapters::{AwsConfig, AwsSettings, SqsBuffer};
 use waiting_room_core::domain::{EnqueueRequest, EventId, RequestId};
+use waiting_room_core::listener::{Listener, ListenerSettings};
 use waiting_room_core::ports::EnqueueBuffer;
 use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
@@ -46,6 +47,7 @@ async fn the_local_server_runs_on_dynamodb_and_sqs() {
         .expect("listener");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = Listener::from_tcp(listener, ListenerSettings::default()).expect("listener");
     let server = tokio::spawn(local.serve(listener, async {
         let _ = stopped.await;
     }));
@@ -131,7 +133,8 @@ async fn the_local_server_runs_on_dynamodb_and_sqs() {
     assert_eq!(authorized.status(), 200);
 
     let _ = stop.send(());
-    server.await.expect("server task").expect("serve");
+    let stopped = server.await.expect("server task");
+    assert_eq!(stopped.unplaced, 0);
     queue.delete_queue().await.expect("delete queue");
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod lambda;
+pub mod listener;
 pub mod metrics;
 pub mod ports;
 pub mod server;

@@ -1,14 +1,14 @@
 //! The whole waiting room in one process: HTTP API and pages, the batch consumer and the
 //! strategy runner. By default on the in-memory adapters; with [`LocalStore::Aws`] on DynamoDB
 //! and SQS (AWS or an emulator), through the adapters the Lambdas use. The `waiting-room`
-//! binary and the end-to-end tests both start it through [`LocalRoom`], on a listener they
+//! binary and the end-to-end tests both start it through [`LocalRoom`], on a [`Listener`] they
 //! choose.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::adapters::sqs::Received;
 use crate::adapters::{
@@ -17,6 +17,7 @@ use crate::adapters::{
 use crate::domain::{EnqueueRequest, EventConfig, EventId};
 use crate::error::Error;
 use crate::http::{self, AdminAuth, ClientLimits};
+use crate::listener::Listener;
 use crate::ports::{BufferError, Clock, EnqueueBuffer, Store};
 use crate::service::{CacheSettings, WaitingRoom, run_memory_consumer, run_strategy_loop};
 use crate::token::{KeyRing, SigningKey, TokenIssuer};
@@ -80,12 +81,14 @@ impl LocalSettings {
 }
 
 /// Where enqueued visitors wait for a position, and so which consumer runs.
+#[derive(Clone)]
 enum Intake {
     Memory(Arc<MemoryBuffer>),
     Sqs(SqsBuffer),
 }
 
-/// A wired room, before it serves.
+/// A wired room, before it serves (a clone shares the room, its store and buffer).
+#[derive(Clone)]
 pub struct LocalRoom {
     pub room: Arc<WaitingRoom>,
     intake: Intake,
@@ -162,48 +165,115 @@ impl LocalRoom {
             .merge(http::admin::require_admin(metrics, self.auth.clone()))
     }
 
-    /// Serves until `shutdown` completes, with the consumer and strategy runner alongside.
+    /// Serves on `listener` until `shutdown` completes, with the consumer and strategy runner
+    /// alongside; then stops within the listener's drain time: requests in flight finish, the
+    /// consumer places every join still buffered, the runner finishes its pass.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listener: Listener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> StopReport {
+        let drain = listener.settings().drain_timeout;
+        let stop = CancellationToken::new();
         let consumer = match &self.intake {
-            Intake::Memory(buffer) => {
-                tokio::spawn(run_memory_consumer(self.room.clone(), buffer.clone()))
+            Intake::Memory(buffer) => tokio::spawn(run_memory_consumer(
+                self.room.clone(),
+                buffer.clone(),
+                stop.clone(),
+            )),
+            Intake::Sqs(queue) => {
+                tokio::spawn(poll_sqs(self.room.clone(), queue.clone(), stop.clone()))
             }
-            Intake::Sqs(queue) => tokio::spawn(poll_sqs(self.room.clone(), queue.clone())),
         };
-        let runner = tokio::spawn(run_strategy_loop(self.room.clone(), self.strategy_every));
-        // The peer address feeds the per-client limits.
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        consumer.abort();
-        runner.abort();
-        result
+        let runner = tokio::spawn(run_strategy_loop(
+            self.room.clone(),
+            self.strategy_every,
+            stop.clone(),
+        ));
+        let stopped = listener.serve(self.router(), shutdown).await;
+        // No request can enqueue any more: what the buffer holds is all there is to place.
+        stop.cancel();
+        let deadline = stopped.at + drain;
+        let placed = match tokio::time::timeout_at(deadline, consumer).await {
+            Ok(Ok(placed)) => placed,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "the consumer failed while draining");
+                0
+            }
+            Err(_) => {
+                tracing::error!("drain time over before the enqueue buffer was placed");
+                0
+            }
+        };
+        if tokio::time::timeout_at(deadline, runner).await.is_err() {
+            tracing::warn!("drain time over during a strategy pass");
+        }
+        let report = StopReport {
+            connections_cut: stopped.cut,
+            placed_while_stopping: placed,
+            unplaced: self.memory_buffer().map_or(0, |buffer| buffer.len()),
+        };
+        let mut lines = Vec::new();
+        if let Ok(events) = self.room.events().await {
+            for config in events {
+                if let Ok(counters) = self.room.counters(&config.event_id).await {
+                    lines.push((config.event_id, counters.queue_counter));
+                }
+            }
+        }
+        for (event_id, positions) in lines {
+            tracing::info!(%event_id, positions, "positions given at stop");
+        }
+        if report.unplaced > 0 {
+            tracing::error!(
+                unplaced = report.unplaced,
+                placed_while_stopping = report.placed_while_stopping,
+                "stopped with joins answered 202 and never placed"
+            );
+        } else {
+            tracing::info!(
+                placed_while_stopping = report.placed_while_stopping,
+                unplaced = 0,
+                connections_cut = report.connections_cut,
+                "stopped: every buffered join has a position"
+            );
+        }
+        report
     }
+}
+
+/// What a stop left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopReport {
+    /// Connections still busy when the drain time ran out.
+    pub connections_cut: usize,
+    /// Joins the consumer placed after the server stopped accepting.
+    pub placed_while_stopping: u64,
+    /// Joins left in the in-memory buffer (lost with the process): zero unless the drain time
+    /// ran out.
+    pub unplaced: usize,
 }
 
 /// What the consumer Lambda's event source mapping does on AWS, done locally: takes a batch
 /// from the queue, assigns it, and deletes the messages it assigned. Failed messages stay on
 /// the queue and come back after its visibility timeout; assignment is idempotent, so a
 /// message deleted late (or twice delivered) still gets one position.
-async fn poll_sqs(room: Arc<WaitingRoom>, queue: SqsBuffer) {
+/// Messages stay on the queue across a stop, so on `stop` it only finishes the batch in hand.
+async fn poll_sqs(room: Arc<WaitingRoom>, queue: SqsBuffer, stop: CancellationToken) -> u64 {
     loop {
+        if stop.is_cancelled() {
+            return 0;
+        }
         let batch = match take_batch(&queue).await {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::warn!(%error, "cannot receive from the queue; retrying");
-                tokio::time::sleep(SQS_RETRY).await;
+                pause(SQS_RETRY, &stop).await;
                 continue;
             }
         };
         if batch.is_empty() {
-            tokio::time::sleep(SQS_IDLE).await;
+            pause(SQS_IDLE, &stop).await;
             continue;
         }
         let requests: Vec<EnqueueRequest> = batch.iter().map(|m| m.request.clone()).collect();
@@ -218,8 +288,16 @@ async fn poll_sqs(room: Arc<WaitingRoom>, queue: SqsBuffer) {
             tracing::warn!(%error, "cannot delete handled messages; they will be seen again");
         }
         if !report.failed.is_empty() {
-            tokio::time::sleep(SQS_RETRY).await;
+            pause(SQS_RETRY, &stop).await;
         }
+    }
+}
+
+/// Sleeps for `duration`, or less if `stop` comes first.
+async fn pause(duration: Duration, stop: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = stop.cancelled() => {}
     }
 }
 

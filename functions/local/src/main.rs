@@ -11,6 +11,7 @@ use waiting_room_core::domain::EventId;
 use waiting_room_core::gate::{self, Gate, GateSettings};
 use waiting_room_core::http::admin::generate_admin_key;
 use waiting_room_core::http::{ClientLimit, ClientLimits};
+use waiting_room_core::listener::{Listener, ListenerSettings, TlsFiles};
 use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
 
@@ -28,10 +29,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the waiting room locally: API, visitor page, control panel, consumer and strategies.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Simulate an event on AWS: time until everyone is let in, the first limit reached,
     /// requests per service and the cost per 1,000 admitted visitors.
-    Simulate(waiting_room_capacity::simulate::SimulateArgs),
+    Simulate(Box<waiting_room_capacity::simulate::SimulateArgs>),
     /// Write a new signing key (PKCS#8 PEM) to a file.
     Keygen {
         #[arg(long, default_value = "RS256")]
@@ -118,6 +119,53 @@ struct ServeArgs {
     /// page (default: `http://` + `--listen`).
     #[arg(long, env = "WR_ROOM_URL")]
     room_url: Option<String>,
+    /// A request head (and the TLS handshake) must arrive within this, or the connection is
+    /// closed; on HTTP/1.1 it also bounds the wait for the next request (`10s`, `500ms`, `2m`).
+    #[arg(long, env = "WR_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    header_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[arg(long, env = "WR_IDLE_TIMEOUT", default_value = "60s", value_parser = duration)]
+    idle_timeout: Duration,
+    /// A request body must arrive in full within this after its head.
+    #[arg(long, env = "WR_BODY_TIMEOUT", default_value = "30s", value_parser = duration)]
+    body_timeout: Duration,
+    /// Connections open at once; past it new ones wait in the listen backlog (keep it under
+    /// the process's open-file limit, `ulimit -n`).
+    #[arg(long, env = "WR_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// On SIGTERM or Ctrl-C: time to finish requests in flight, place every buffered join and
+    /// end the strategy pass before the process exits.
+    #[arg(long, env = "WR_DRAIN_TIMEOUT", default_value = "15s", value_parser = duration)]
+    drain_timeout: Duration,
+    /// TLS certificate chain (PEM); with `--tls-key`, serves HTTPS with HTTP/2. Reloaded on
+    /// SIGHUP and when the files change.
+    #[arg(long, env = "WR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "WR_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// A duration flag: a number with `ms`, `s` or `m` (seconds when bare), above zero.
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 10s, 500ms or 2m"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(value),
+        "s" => Duration::from_secs(value),
+        "m" => Duration::from_secs(value.saturating_mul(60)),
+        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
+    };
+    if duration.is_zero() {
+        return Err("must be above zero".into());
+    }
+    Ok(duration)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -141,7 +189,7 @@ async fn main() {
         )
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Simulate(args) => waiting_room_capacity::simulate::run(&args).await,
         Command::Keygen { algorithm, out } => keygen(algorithm, &out),
     };
@@ -230,11 +278,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let local = LocalRoom::build(settings)
         .await
         .map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener_settings = ListenerSettings {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        body_timeout: args.body_timeout,
+        max_connections: args.max_connections as usize,
+        drain_timeout: args.drain_timeout,
+        tls: match (args.tls_cert.clone(), args.tls_key.clone()) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        },
+    };
+    let listener = Listener::bind(args.listen, listener_settings)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| e.to_string())?;
     let base = format!(
-        "http://{}",
+        "{}://{}",
+        listener.scheme(),
         listener.local_addr().map_err(|e| e.to_string())?
     );
     let event = first_event
@@ -255,7 +315,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     {
         println!("  store          DynamoDB table {table}, SQS queue {queue_url}");
     }
-    // Ctrl-C stops the room and the gate together.
+    let signal = stop_signal().map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    // Ctrl-C or SIGTERM stops the room and the gate together.
     let (stop, stopped) = tokio::sync::watch::channel(());
     let gate = match (args.gate_listen, &args.upstream) {
         (Some(gate_listen), Some(upstream)) => {
@@ -301,18 +362,49 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         _ => None,
     };
-    tracing::info!(listen = %args.listen, "serving");
-    let served = local
+    tracing::info!(
+        listen = %args.listen,
+        tls = listener.is_tls(),
+        header_timeout = ?args.header_timeout,
+        idle_timeout = ?args.idle_timeout,
+        body_timeout = ?args.body_timeout,
+        max_connections = args.max_connections,
+        drain_timeout = ?args.drain_timeout,
+        "serving"
+    );
+    let report = local
         .serve(listener, async move {
-            let _ = tokio::signal::ctrl_c().await;
+            signal.await;
             let _ = stop.send(());
         })
-        .await
-        .map_err(|e| e.to_string());
+        .await;
     if let Some(gate) = gate {
         gate.await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("gate: {e}"))?;
     }
-    served
+    if report.unplaced > 0 {
+        return Err(format!(
+            "stopped with {} joins never placed (drain time too short?)",
+            report.unplaced
+        ));
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM (what `docker stop`, systemd and Kubernetes send).
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
+        let term = term.recv();
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = term => "SIGTERM",
+        };
+        tracing::info!(signal, "stopping");
+    })
 }

@@ -1,11 +1,13 @@
-//! `waiting-room serve` as an operator runs it: what it prints at start, and what its log holds
-//! when an operator's text carries line breaks.
+//! `waiting-room serve` as an operator runs it: what it prints at start, what its log holds
+//! when an operator's text carries line breaks, and how it stands up to slow clients, a full
+//! connection table and a stop in the middle of a burst of joins.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 /// A running server and the lines it has written (banner and log share stdout).
 struct Server {
@@ -90,6 +92,55 @@ impl Server {
         stream.read_to_string(&mut answer).expect("read");
         answer.lines().next().unwrap_or_default().to_owned()
     }
+}
+
+/// A log line without its colour codes.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The value of `field=` in a log line.
+fn field(line: &str, name: &str) -> u64 {
+    let line = plain(line);
+    let start = line
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        + name.len()
+        + 1;
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not a number in {line:?}"))
+}
+
+/// Fails with a clear message when this process may not open `needed` files (each end of a
+/// local connection is one): `ulimit -n` raises it, as `infra/test.sh` does.
+fn assert_open_files_allow(needed: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+    let soft: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .expect("the open-file limit");
+    assert!(
+        soft >= needed,
+        "this test needs {needed} open files and the limit is {soft}: run `ulimit -n {needed}` first"
+    );
 }
 
 impl Drop for Server {
@@ -196,4 +247,219 @@ fn the_banner_names_the_gate_and_what_it_guards() {
         line.contains("(event demo, in front of http://127.0.0.1:9)"),
         "{line}"
     );
+}
+
+/// 3,000 connections send half a request head and then nothing: the server closes every one
+/// within its header timeout, and a visitor's request made meanwhile is answered at once.
+#[test]
+fn connections_holding_half_a_request_head_are_closed_at_the_header_timeout() {
+    const SLOW: usize = 3_000;
+    let header_timeout = Duration::from_secs(2);
+    assert_open_files_allow(2 * SLOW as u64 + 200);
+    let server = Server::start(&[
+        "--admin-key",
+        "slow-test-key",
+        "--header-timeout",
+        "2s",
+        "--lookup-rate",
+        "0",
+    ]);
+    let address = server.address();
+    let opened = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).expect("connect");
+            stream
+                .write_all(
+                    b"GET /serving_num?event_id=demo HTTP/1.1\r\nHost: localhost\r\nX-Wait: ",
+                )
+                .expect("write half a head");
+            stream
+        })
+        .collect();
+    let all_open = opened.elapsed();
+
+    let asked = Instant::now();
+    let status = server.send("GET", "/serving_num?event_id=demo", "", "");
+    let answered_in = asked.elapsed();
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        answered_in < Duration::from_secs(1),
+        "a normal request took {answered_in:?} beside {SLOW} slow connections"
+    );
+
+    // Each slow connection must be closed by the server (end of stream or reset), not by the
+    // read timeout here, within the header timeout of its opening plus slack for a busy machine.
+    let deadline = opened + all_open + header_timeout + Duration::from_secs(3);
+    let mut first_closed = None;
+    for (index, stream) in slow.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(10))))
+            .expect("read timeout");
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+                Err(e) => panic!(
+                    "slow connection {index} still open {:?} after the first was opened: {e}",
+                    opened.elapsed()
+                ),
+            }
+        }
+        first_closed.get_or_insert_with(|| opened.elapsed());
+    }
+    let first_closed = first_closed.expect("slow connections");
+    eprintln!(
+        "{SLOW} slow connections opened in {all_open:?}; a normal request answered in \
+         {answered_in:?}; first closed after {first_closed:?}, all after {:?}",
+        opened.elapsed()
+    );
+    assert!(
+        first_closed >= header_timeout - Duration::from_millis(500),
+        "closed after {first_closed:?}, before the header timeout: not the timeout at work"
+    );
+}
+
+/// Past `--max-connections` the server says so in its log and leaves new connections waiting;
+/// once connections close it serves again.
+#[test]
+fn the_connection_limit_is_logged_when_reached() {
+    let mut server = Server::start(&[
+        "--admin-key",
+        "cap-test-key",
+        "--max-connections",
+        "4",
+        "--header-timeout",
+        "30s",
+    ]);
+    let address = server.address();
+    let idle: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(&address).expect("connect"))
+        .collect();
+    let line = server.wait_for("connection limit reached");
+    assert_eq!(field(&line, "max_connections"), 4, "{line}");
+    drop(idle);
+    let status = server.send("GET", "/serving_num?event_id=demo", "", "");
+    assert!(status.contains(" 200 "), "{status}");
+}
+
+#[test]
+fn bad_listener_flags_fail_at_start() {
+    let bin = env!("CARGO_BIN_EXE_waiting-room");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--header-timeout", "0s"], "--header-timeout"),
+        (&["--drain-timeout", "ten"], "--drain-timeout"),
+        (&["--max-connections", "0"], "--max-connections"),
+        (
+            &[
+                "--tls-cert",
+                "/nonexistent/cert.pem",
+                "--tls-key",
+                "/nonexistent/key.pem",
+            ],
+            "/nonexistent/cert.pem",
+        ),
+    ];
+    for (args, named) in cases {
+        let output = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-key", "k"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
+/// SIGTERM in the middle of a burst of joins: the server stops accepting, answers what is in
+/// flight, places every join it answered `202` and exits within its drain time.
+#[test]
+fn sigterm_in_a_burst_of_joins_places_every_accepted_join_and_exits_within_the_drain_time() {
+    let drain = Duration::from_secs(5);
+    let mut server = Server::start(&[
+        "--admin-key",
+        "stop-test-key",
+        "--join-rate",
+        "0",
+        "--drain-timeout",
+        "5s",
+    ]);
+    let address = server.address();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (address, accepted) = (address.clone(), accepted.clone());
+            std::thread::spawn(move || {
+                let body = r#"{"event_id":"demo"}"#;
+                // Until the server refuses connections: it has stopped accepting.
+                while let Ok(mut stream) = TcpStream::connect(&address) {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let sent = write!(
+                        stream,
+                        "POST /assign_queue_num HTTP/1.1\r\nHost: localhost\r\n\
+                         Content-Type: application/json\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let mut answer = String::new();
+                    if sent.is_ok() && stream.read_to_string(&mut answer).is_ok() {
+                        if answer.starts_with("HTTP/1.1 202 ") {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                        } else if !answer.is_empty() {
+                            panic!("a join was refused: {answer}");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    while accepted.load(Ordering::SeqCst) < 500 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before_signal = accepted.load(Ordering::SeqCst);
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < drain + Duration::from_secs(2),
+            "still running {:?} after SIGTERM",
+            signalled.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stopped_in = signalled.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(stopped_in < drain, "exited {stopped_in:?} after SIGTERM");
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    let answered = accepted.load(Ordering::SeqCst);
+    let given = server.wait_for("positions given at stop");
+    let positions = field(&given, "positions") as usize;
+    assert!(
+        positions >= before_signal,
+        "{before_signal} joins answered 202 before SIGTERM, {positions} positions given"
+    );
+    assert_eq!(
+        positions, answered,
+        "every join answered 202 (during the drain too) has a position, and no other"
+    );
+    eprintln!(
+        "SIGTERM after {before_signal} joins answered 202; {answered} answered in all; \
+         {positions} positions given; exited {stopped_in:?} after the signal"
+    );
+    let stopped = server.wait_for("stopped: every buffered join has a position");
+    assert_eq!(field(&stopped, "unplaced"), 0, "{stopped}");
 }

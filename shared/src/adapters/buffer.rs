@@ -30,7 +30,7 @@ impl MemoryBuffer {
     /// Waits until at least one request is buffered, then takes up to `max` of them.
     pub async fn next_batch(&self, max: usize) -> Vec<EnqueueRequest> {
         loop {
-            let batch = self.take(max);
+            let batch = self.take_now(max);
             if !batch.is_empty() {
                 return batch;
             }
@@ -38,7 +38,8 @@ impl MemoryBuffer {
         }
     }
 
-    fn take(&self, max: usize) -> Vec<EnqueueRequest> {
+    /// Takes up to `max` requests without waiting (empty when there are none).
+    pub fn take_now(&self, max: usize) -> Vec<EnqueueRequest> {
         match self.queue.lock() {
             Ok(mut queue) => {
                 let n = max.min(queue.len());

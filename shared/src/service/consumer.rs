@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use super::WaitingRoom;
 use crate::adapters::MemoryBuffer;
 use crate::domain::{EnqueueRequest, EventConfig, EventId};
@@ -99,17 +101,45 @@ impl WaitingRoom {
     }
 }
 
-/// Drains the in-memory buffer forever, as the SQS event source mapping does on AWS: failed
-/// messages are put back and retried after a pause.
-pub async fn run_memory_consumer(room: Arc<WaitingRoom>, buffer: Arc<MemoryBuffer>) {
+/// Drains the in-memory buffer, as the SQS event source mapping does on AWS: failed messages
+/// are put back and retried after a pause. Once `stop` is cancelled it places what the buffer
+/// still holds (every join answered `202` gets its position) and returns how many it placed
+/// after the stop; its caller bounds that with the drain time.
+pub async fn run_memory_consumer(
+    room: Arc<WaitingRoom>,
+    buffer: Arc<MemoryBuffer>,
+    stop: CancellationToken,
+) -> u64 {
     loop {
-        let batch = buffer.next_batch(BATCH_SIZE).await;
-        let report = room.assign_batch(&batch).await;
-        if !report.failed.is_empty() {
-            let retry: Vec<EnqueueRequest> =
-                report.failed.iter().map(|&i| batch[i].clone()).collect();
-            buffer.redeliver(retry);
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
+        // Cancel-safe: `next_batch` takes nothing until it returns.
+        let batch = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            batch = buffer.next_batch(BATCH_SIZE) => batch,
+        };
+        assign_or_redeliver(&room, &buffer, batch).await;
     }
+    let mut placed = 0;
+    loop {
+        let batch = buffer.take_now(BATCH_SIZE);
+        if batch.is_empty() {
+            return placed;
+        }
+        placed += assign_or_redeliver(&room, &buffer, batch).await;
+    }
+}
+
+/// Assigns one batch; what failed goes back to the front of the buffer after a pause.
+async fn assign_or_redeliver(
+    room: &WaitingRoom,
+    buffer: &MemoryBuffer,
+    batch: Vec<EnqueueRequest>,
+) -> u64 {
+    let report = room.assign_batch(&batch).await;
+    if !report.failed.is_empty() {
+        let retry: Vec<EnqueueRequest> = report.failed.iter().map(|&i| batch[i].clone()).collect();
+        buffer.redeliver(retry);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    report.assigned
 }

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::WaitingRoom;
 use crate::domain::{Draw, EventConfig, EventCounters, EventId, EventState};
 use crate::error::Error;
@@ -164,13 +166,18 @@ fn busy(config: &EventConfig, counters: &EventCounters, now: i64) -> bool {
     }
 }
 
-/// Runs [`WaitingRoom::apply_strategies`] every `every`, forever (the local server; the
-/// Lambda runs [`crate::lambda::handle_schedule`]).
-pub async fn run_strategy_loop(room: Arc<WaitingRoom>, every: Duration) {
+/// Runs [`WaitingRoom::apply_strategies`] every `every` until `stop` is cancelled; a pass
+/// under way when it is finishes first (the local server; the Lambda runs
+/// [`crate::lambda::handle_schedule`]).
+pub async fn run_strategy_loop(room: Arc<WaitingRoom>, every: Duration, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
         if let Err(error) = room.apply_strategies().await {
             tracing::error!(%error, "strategy pass could not list events");
         }
