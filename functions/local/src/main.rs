@@ -289,7 +289,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             _ => None,
         },
     };
-    let listener = Listener::bind(args.listen, listener_settings)
+    let listener = Listener::bind(args.listen, listener_settings.clone())
         .await
         .map_err(|e| e.to_string())?;
     let base = format!(
@@ -326,13 +326,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                     .clone()
                     .ok_or("--gate-listen needs an event to guard (--event)")?,
             };
-            let gate_listener = tokio::net::TcpListener::bind(gate_listen)
+            // The gate faces the same internet as the room: same timeouts, cap and TLS pair.
+            let gate_listener = Listener::bind(gate_listen, listener_settings)
                 .await
-                .map_err(|e| format!("cannot listen on {gate_listen}: {e}"))?;
+                .map_err(|e| format!("gate: {e}"))?;
             let gate_base = match &args.gate_url {
                 Some(url) => url.trim_end_matches('/').to_owned(),
                 None => format!(
-                    "http://{}",
+                    "{}://{}",
+                    gate_listener.scheme(),
                     gate_listener.local_addr().map_err(|e| e.to_string())?
                 ),
             };
@@ -343,18 +345,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 format!("{}/waiting-room.html", room_base.trim_end_matches('/')),
             );
             settings.skip = args.gate_skip.clone();
-            settings.https = gate_base.starts_with("https://");
+            settings.https = gate_listener.is_tls() || gate_base.starts_with("https://");
             let gate = Gate::new(local.room.clone(), settings).map_err(|e| e.to_string())?;
             gate::point_event_at(&local.room, &event, &gate_base)
                 .await
                 .map_err(|e| format!("cannot point event {event} at the gate: {e}"))?;
             println!("  gate           {gate_base}  (event {event}, in front of {upstream})");
-            let app = gate::router(std::sync::Arc::new(gate))
-                .into_make_service_with_connect_info::<SocketAddr>();
+            let app = gate::router(std::sync::Arc::new(gate));
             let mut stopped = stopped;
             Some(tokio::spawn(async move {
-                axum::serve(gate_listener, app)
-                    .with_graceful_shutdown(async move {
+                gate_listener
+                    .serve(app, async move {
                         let _ = stopped.changed().await;
                     })
                     .await
@@ -379,9 +380,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         })
         .await;
     if let Some(gate) = gate {
-        gate.await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("gate: {e}"))?;
+        gate.await.map_err(|e| format!("gate: {e}"))?;
     }
     if report.unplaced > 0 {
         return Err(format!(
