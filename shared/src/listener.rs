@@ -198,12 +198,7 @@ impl Listener {
     /// drain time.
     pub async fn serve<S>(self, service: S, shutdown: impl Future<Output = ()>) -> Stopped
     where
-        S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: HttpService,
     {
         let Listener { tcp, settings, tls } = self;
         let settings = Arc::new(settings);
@@ -278,6 +273,33 @@ impl Listener {
     }
 }
 
+/// What a listener serves: an axum `Router`, or any tower service answering as one does.
+pub trait HttpService:
+    tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// What every connection task shares.
 struct Conn<S> {
     service: S,
@@ -292,12 +314,7 @@ async fn connection<S>(
     conn: Conn<S>,
     _permit: OwnedSemaphorePermit,
 ) where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     // Small answers go out at once rather than waiting for more to send.
     let _ = stream.set_nodelay(true);
@@ -323,12 +340,7 @@ async fn connection<S>(
 /// stays idle too long, or the server stops.
 async fn drive<S, I>(io: TokioIo<I>, peer: SocketAddr, h2: bool, conn: &Conn<S>)
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
