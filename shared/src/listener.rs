@@ -130,14 +130,6 @@ impl ListenerSettings {
     }
 }
 
-/// How a request reached the server, in each request's extensions (with axum's
-/// `ConnectInfo<SocketAddr>` for the peer): a handler that sets cookies reads `tls` to decide
-/// on `Secure`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transport {
-    pub tls: bool,
-}
-
 /// What a stop did, for the caller's own drain and its log.
 #[derive(Debug, Clone, Copy)]
 pub struct Stopped {
@@ -353,7 +345,6 @@ where
             let busy = activity.begin();
             let (mut parts, body) = request.into_parts();
             parts.extensions.insert(ConnectInfo(peer));
-            parts.extensions.insert(Transport { tls });
             let request =
                 Request::from_parts(parts, Body::new(DeadlineBody::new(body, body_timeout)));
             let service = service.clone();
