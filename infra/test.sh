@@ -22,8 +22,8 @@ if python3 infra/edge.py routes --also /not_routed >/dev/null; then
   exit 1
 fi
 
-step "the visitor page's own reckoning (node test runner): draw vectors, pace, standing"
-node --test tests/web/
+step "node test runner: the visitor page's own reckoning; the gate on CloudFront (its function, read from template.yaml)"
+node --test tests/web/ tests/edge/
 
 step "build: the local server and every Lambda function"
 cargo build --workspace

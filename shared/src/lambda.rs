@@ -15,8 +15,10 @@ use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use serde::Serialize;
 
-use crate::adapters::{AwsConfig, DynamoStore, SecretKeys, SqsBuffer, SystemClock};
+use crate::adapters::pass_keys::{KeyChanges, PassKeyStoreError};
+use crate::adapters::{AwsConfig, DynamoStore, PassKeyStore, SecretKeys, SqsBuffer, SystemClock};
 use crate::domain::{EnqueueRequest, EventConfig, EventId, Strategy};
+use crate::gate::edge::EdgePasses;
 use crate::http::AdminKey;
 use crate::http::admin::Actor;
 use crate::service::{CacheSettings, WaitingRoom};
@@ -206,7 +208,8 @@ const KEY_REFRESH: Duration = Duration::from_secs(300);
 pub struct Needs {
     /// The SQS queue (`WR_QUEUE_URL`): enqueue.
     pub buffer: bool,
-    /// The signing keys (`WR_SIGNING_KEY_SECRET`, `WR_ISSUER`): tokens and the authorizer.
+    /// The signing keys (`WR_SIGNING_KEY_SECRET`, `WR_ISSUER`): tokens and the authorizer;
+    /// with `WR_EDGE_PASS_SECS`, claims carry a pass for the gate on CloudFront that long.
     pub tokens: bool,
 }
 
@@ -269,12 +272,53 @@ pub async fn room_from_env(needs: Needs) -> Result<Arc<WaitingRoom>, StartupErro
         let source = Arc::new(SecretKeys::new(&aws, env("WR_SIGNING_KEY_SECRET")?));
         let issuer = env("WR_ISSUER").unwrap_or_else(|_| "waiting-room".into());
         room = room.with_tokens(TokenIssuer::from_source(source, KEY_REFRESH, issuer).await?);
+        if let Some(secs) = env_parsed::<u64>("WR_EDGE_PASS_SECS")? {
+            let passes = EdgePasses::new(Duration::from_secs(secs))
+                .map_err(|e| StartupError::Invalid("WR_EDGE_PASS_SECS", e))?;
+            room = room.with_edge_passes(passes);
+        }
     }
     let room = Arc::new(room);
     if let Some(config) = default_event_from_env()? {
         room.ensure_event(config).await?;
     }
     Ok(room)
+}
+
+/// Why the pass keys could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::token::KeyError),
+    #[error(transparent)]
+    Store(#[from] PassKeyStoreError),
+}
+
+/// The pass-keys function's ends: the signing key secret (`WR_SIGNING_KEY_SECRET`) the keys
+/// derive from, and the KeyValueStore (`WR_PASS_KEY_STORE`, its ARN) they are published to.
+pub async fn pass_keys_from_env() -> Result<(SecretKeys, PassKeyStore), StartupError> {
+    let aws = AwsConfig::from_env().await;
+    Ok((
+        SecretKeys::new(&aws, env("WR_SIGNING_KEY_SECRET")?),
+        PassKeyStore::new(&aws, env("WR_PASS_KEY_STORE")?),
+    ))
+}
+
+/// Publishes the gate's pass keys as they should be at `now_secs` (see
+/// [`crate::gate::edge::published`]), reading the secret afresh so a rotated signing key is
+/// followed at once.
+pub async fn publish_pass_keys(
+    secret: &SecretKeys,
+    store: &PassKeyStore,
+    now_secs: i64,
+) -> Result<KeyChanges, PublishError> {
+    use crate::token::KeySource;
+    let keys = secret.load().await?;
+    let changes = store
+        .sync(&crate::gate::edge::published(&keys, now_secs))
+        .await?;
+    tracing::info!(put = ?changes.put, deleted = ?changes.deleted, "pass keys published");
+    Ok(changes)
 }
 
 /// The event a stack starts with, from `WR_DEFAULT_EVENT_ID` and its `WR_DEFAULT_EVENT_*`

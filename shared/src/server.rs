@@ -16,6 +16,7 @@ use crate::adapters::{
 };
 use crate::domain::{EnqueueRequest, EventConfig, EventId};
 use crate::error::Error;
+use crate::gate::edge::EdgePasses;
 use crate::http::{self, AdminAuth, ClientLimits};
 use crate::listener::Listener;
 use crate::ports::{BufferError, Clock, EnqueueBuffer, Store};
@@ -62,6 +63,8 @@ pub struct LocalSettings {
     /// Joins, look-ups and claims per client.
     pub client_limits: ClientLimits,
     pub store: LocalStore,
+    /// Claims also carry a pass for the gate on CloudFront (see [`crate::gate::edge`]).
+    pub edge_passes: Option<EdgePasses>,
 }
 
 impl LocalSettings {
@@ -76,6 +79,7 @@ impl LocalSettings {
             clock: Arc::new(SystemClock),
             client_limits: ClientLimits::default(),
             store: LocalStore::Memory,
+            edge_passes: None,
         }
     }
 }
@@ -126,11 +130,13 @@ impl LocalRoom {
             Intake::Sqs(queue) => Arc::new(queue.clone()),
         };
         let keys = Arc::new(KeyRing::new(settings.signing_key, vec![]));
-        let room = Arc::new(
-            WaitingRoom::new(store, settings.clock, settings.cache)
-                .with_buffer(buffer)
-                .with_tokens(TokenIssuer::new(keys, settings.issuer)),
-        );
+        let mut room = WaitingRoom::new(store, settings.clock, settings.cache)
+            .with_buffer(buffer)
+            .with_tokens(TokenIssuer::new(keys, settings.issuer));
+        if let Some(passes) = settings.edge_passes {
+            room = room.with_edge_passes(passes);
+        }
+        let room = Arc::new(room);
         for event_id in settings.events {
             room.ensure_event(EventConfig::new(event_id)).await?;
         }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod dynamodb;
 pub mod instrumented;
 pub mod memory;
+pub mod pass_keys;
 pub mod secrets;
 pub mod sqs;
 
@@ -17,5 +18,6 @@ pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::DynamoStore;
 pub use instrumented::{Fault, InstrumentedStore};
 pub use memory::MemoryStore;
+pub use pass_keys::PassKeyStore;
 pub use secrets::SecretKeys;
 pub use sqs::SqsBuffer;

@@ -9,6 +9,7 @@
 //! The routes are one axum [`Router`](axum::Router) ([`router`]), so any listener can serve
 //! them; the local binary serves them on `--gate-listen`.
 
+pub mod edge;
 mod pass;
 mod proxy;
 mod routes;

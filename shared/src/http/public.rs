@@ -195,13 +195,20 @@ async fn generate_token(
     let outcome = room
         .generate_token(&body.event_id, &body.request_id)
         .await?;
-    Ok(cacheable::private(Json(json!({
+    let mut body = json!({
         "access_token": outcome.token.access_token,
         "refresh_token": outcome.token.refresh_token,
         "id_token": outcome.token.id_token,
         "token_type": "Bearer",
         "expires_in": outcome.expires_in,
-    }))))
+    });
+    // The pass for the gate on CloudFront: the visitor page hands it to the application's
+    // /__wr/pass, where the gate sets it as a cookie on the application's own domain.
+    if let Some(pass) = outcome.edge_pass {
+        body["pass"] = json!(pass.value);
+        body["pass_expires_in"] = json!(pass.expires_in);
+    }
+    Ok(cacheable::private(Json(body)))
 }
 
 async fn status(State(room): Room, Params(q): Params<RequestParams>) -> Result<Response, ApiError> {

@@ -21,7 +21,7 @@ use crate::token::TokenIssuer;
 pub use consumer::{BatchReport, run_memory_consumer};
 pub use operator::{EventMetrics, NewCodes, NewEvent};
 pub use runner::{StrategyReport, run_strategy_loop};
-pub use visitor::{QueueStatus, Standing, TokenOutcome};
+pub use visitor::{EdgePass, QueueStatus, Standing, TokenOutcome};
 
 /// How long in-process caches keep what they read.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +60,8 @@ pub struct WaitingRoom {
     buffer: Option<Arc<dyn EnqueueBuffer>>,
     clock: Arc<dyn Clock>,
     tokens: Option<TokenIssuer>,
+    /// Claims also carry a pass for the gate on CloudFront.
+    edge_passes: Option<crate::gate::edge::EdgePasses>,
     configs: TtlCache<EventId, Option<EventConfig>>,
     /// The event's generation, which enqueue stamps on every request id.
     generations: TtlCache<EventId, Option<u64>>,
@@ -82,6 +84,7 @@ impl WaitingRoom {
             moves: moves::MovesCache::new(cache.counters_ttl, clock.clone()),
             clock,
             tokens: None,
+            edge_passes: None,
             revocations: CircuitBreaker::new(BreakerSettings::default()),
         }
     }
@@ -105,6 +108,12 @@ impl WaitingRoom {
     /// Lets the room issue and verify tokens.
     pub fn with_tokens(mut self, tokens: TokenIssuer) -> Self {
         self.tokens = Some(tokens);
+        self
+    }
+
+    /// Every claim also carries a pass for the gate on CloudFront (see [`crate::gate::edge`]).
+    pub fn with_edge_passes(mut self, passes: crate::gate::edge::EdgePasses) -> Self {
+        self.edge_passes = Some(passes);
         self
     }
 

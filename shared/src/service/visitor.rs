@@ -35,6 +35,16 @@ pub struct TokenOutcome {
     pub token: TokenRecord,
     /// Seconds left before the token expires.
     pub expires_in: u64,
+    /// The pass for the gate on CloudFront, when the room issues them.
+    pub edge_pass: Option<EdgePass>,
+}
+
+/// A pass for the gate on CloudFront (see [`crate::gate::edge`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgePass {
+    pub value: String,
+    /// Seconds left before the pass expires (never after the token).
+    pub expires_in: u64,
 }
 
 /// A request's standing in line.
@@ -268,7 +278,7 @@ impl WaitingRoom {
             .await?
             .ok_or(Error::UnknownRequest)?;
         if let Some(token) = request.token {
-            return Self::existing_token(token, now);
+            return self.outcome(event_id, request_id, token, now).await;
         }
         // Decided on the serving moves alone: no shared counter is read per claim.
         let claim_by_ms = match self.standing(&config, &request, None).await? {
@@ -292,7 +302,7 @@ impl WaitingRoom {
             .tokens()?
             .issue(event_id, request_id, place, now, config.token_ttl_secs)
             .await?;
-        match self
+        let token = match self
             .store
             .claim_token(event_id, request_id, admission, &token)
             .await?
@@ -300,21 +310,40 @@ impl WaitingRoom {
             ClaimOutcome::Claimed(token) => {
                 crate::metrics::add("tokens_issued_total", 1);
                 tracing::info!(event_id = %event_id, request_id = %request_id, place, "token issued");
-                Self::existing_token(token, now)
+                token
             }
-            ClaimOutcome::Existing(token) => Self::existing_token(token, now),
-            ClaimOutcome::UnknownRequest => Err(Error::UnknownRequest),
-        }
+            ClaimOutcome::Existing(token) => token,
+            ClaimOutcome::UnknownRequest => return Err(Error::UnknownRequest),
+        };
+        self.outcome(event_id, request_id, token, now).await
     }
 
-    fn existing_token(token: TokenRecord, now_ms: i64) -> Result<TokenOutcome, Error> {
+    /// A claimed token set, if its session is still open, with a fresh edge pass: the pass is
+    /// short-lived and signed anew on every claim, so a session ended in the room gets none.
+    async fn outcome(
+        &self,
+        event_id: &EventId,
+        request_id: &RequestId,
+        token: TokenRecord,
+        now_ms: i64,
+    ) -> Result<TokenOutcome, Error> {
         let left = token.expires_at - now_ms / 1000;
         if token.status != SessionStatus::Active || left <= 0 {
             return Err(Error::SessionEnded);
         }
+        let edge_pass = match &self.edge_passes {
+            Some(passes) => {
+                let keys = self.tokens()?.keys().await;
+                let (value, expires_in) =
+                    passes.issue(&keys, event_id, request_id, now_ms / 1000, token.expires_at);
+                Some(EdgePass { value, expires_in })
+            }
+            None => None,
+        };
         Ok(TokenOutcome {
             token,
             expires_in: left as u64,
+            edge_pass,
         })
     }
 

@@ -165,6 +165,12 @@ impl SigningKey {
     pub fn private_pem(&self) -> &str {
         &self.pem
     }
+
+    /// The private key's DER, the secret that keys derived from this one start from (the
+    /// edge passes' keys). Empty never happens: the PEM was decoded when the key was made.
+    pub(crate) fn private_der(&self) -> Vec<u8> {
+        pem_decode(&self.pem).map(|(_, der)| der).unwrap_or_default()
+    }
 }
 
 fn pem_encode(label: &str, der: &[u8]) -> String {
@@ -241,6 +247,11 @@ impl KeyRing {
 
     pub fn find(&self, kid: &str) -> Option<&SigningKey> {
         self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// Every key, the current one first.
+    pub fn all(&self) -> &[SigningKey] {
+        &self.keys
     }
 
     /// Every key that verifies, as a JWKS document.

@@ -326,11 +326,15 @@
       save();
       var target = doc.target_url || "";
       if (/^https?:\/\//i.test(target)) {
-        var url = withParam(target, "wr_token", r.data.access_token);
         // A gate's hand-over sets the pass as a cookie and sends the visitor on to the address
-        // the gate turned them away from (a path on the gate: the gate checks it again).
+        // the gate turned them away from (a path on the gate: the gate checks it again). The
+        // gate on CloudFront takes the room's edge pass instead of the token.
+        var handoff = isHandoff(target);
+        var url = handoff && r.data.pass
+          ? withParam(target, "wr_pass", r.data.pass)
+          : withParam(target, "wr_token", r.data.access_token);
         var back = returnPath();
-        if (back && isHandoff(target)) url = withParam(url, "return", back);
+        if (back && handoff) url = withParam(url, "return", back);
         $("continue").href = url;
         render("admitted", shown(doc, null), { lead: t("admitted_redirect", { event: name }), link: true });
         // replace(): the Back button should not land on a page that sends the visitor on again.
