@@ -70,14 +70,20 @@ async fn a_claim_carries_a_short_pass_the_edge_accepts_and_each_claim_renews_it(
     assert_eq!(claim.status, StatusCode::OK, "{}", claim.body);
     assert_eq!(claim.body["pass_expires_in"], PASS_SECS);
     let pass = claim.body["pass"].as_str().expect("a pass").to_owned();
-    assert!(claim.headers.get("set-cookie").is_none(), "the room's domain is not the application's");
+    assert!(
+        claim.headers.get("set-cookie").is_none(),
+        "the room's domain is not the application's"
+    );
     assert_eq!(
         edge_check(&pass, &pem, "demo", now),
         Some((request_id.to_string(), now + PASS_SECS as i64))
     );
     // Not another event's gate, not past its expiry.
     assert_eq!(edge_check(&pass, &pem, "other", now), None);
-    assert_eq!(edge_check(&pass, &pem, "demo", now + PASS_SECS as i64), None);
+    assert_eq!(
+        edge_check(&pass, &pem, "demo", now + PASS_SECS as i64),
+        None
+    );
     // Another room's signing key publishes other keys.
     let stranger = SigningKey::generate(KeyAlgorithm::EdDSA).unwrap();
     assert_eq!(edge_check(&pass, stranger.private_pem(), "demo", now), None);
@@ -99,7 +105,10 @@ async fn an_ended_session_gets_no_new_pass() {
     let (local, _clock, _pem) = room_with_passes().await;
     let api = local.router();
     let request_id = admitted(&local).await;
-    assert_eq!(generate_token(&api, "demo", &request_id).await.status, StatusCode::OK);
+    assert_eq!(
+        generate_token(&api, "demo", &request_id).await.status,
+        StatusCode::OK
+    );
     let ended = call(
         &api,
         Method::POST,

@@ -108,7 +108,11 @@ pub fn published(keys: &KeyRing, now_secs: i64) -> BTreeMap<String, String> {
     let mut wanted = BTreeMap::new();
     for (i, key) in keys.all().iter().enumerate() {
         let root = PassRoot::of(key);
-        let days = if i == 0 { today - 1..=today + 1 } else { today - 1..=today };
+        let days = if i == 0 {
+            today - 1..=today + 1
+        } else {
+            today - 1..=today
+        };
         for day in days {
             let day_key = root.day_key(day);
             wanted.insert(format!("{STORE_KEY_PREFIX}{}", day_key.kid), day_key.key);
@@ -254,11 +258,16 @@ mod tests {
 
         // The signing key rotated: the new key's three days, and the old key's passes of
         // yesterday and today, which may still be in browsers.
-        let secret = serde_json::json!({"current": new.private_pem(), "previous": [old.private_pem()]});
+        let secret =
+            serde_json::json!({"current": new.private_pem(), "previous": [old.private_pem()]});
         let after = published(&KeyRing::from_secret(&secret.to_string()).unwrap(), now);
         let mut expected: BTreeMap<_, _> = (19_999..=20_001).map(|d| entry(&new_root, d)).collect();
         expected.extend((19_999..=20_000).map(|d| entry(&old_root, d)));
         assert_eq!(after, expected);
-        assert_eq!(after.len(), 5, "two signing keys never derive the same key id");
+        assert_eq!(
+            after.len(),
+            5,
+            "two signing keys never derive the same key id"
+        );
     }
 }

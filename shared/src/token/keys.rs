@@ -169,7 +169,9 @@ impl SigningKey {
     /// The private key's DER, the secret that keys derived from this one start from (the
     /// edge passes' keys). Empty never happens: the PEM was decoded when the key was made.
     pub(crate) fn private_der(&self) -> Vec<u8> {
-        pem_decode(&self.pem).map(|(_, der)| der).unwrap_or_default()
+        pem_decode(&self.pem)
+            .map(|(_, der)| der)
+            .unwrap_or_default()
     }
 }
 
