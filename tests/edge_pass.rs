@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
-use serde_json::json;
+use axum::http::StatusCode;
 use waiting_room_core::adapters::{ManualClock, SystemClock};
 use waiting_room_core::domain::RequestId;
 use waiting_room_core::gate::edge::{DayKey, EdgePasses, STORE_KEY_PREFIX, published};
@@ -109,14 +108,7 @@ async fn an_ended_session_gets_no_new_pass() {
         generate_token(&api, "demo", &request_id).await.status,
         StatusCode::OK
     );
-    let ended = call(
-        &api,
-        Method::POST,
-        "/update_session",
-        Some(json!({ "event_id": "demo", "request_id": request_id, "status": -1 })),
-        &admin(),
-    )
-    .await;
+    let ended = end_session(&api, "demo", &request_id.to_string()).await;
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
     let claim = generate_token(&api, "demo", &request_id).await;
     assert_eq!(claim.status, StatusCode::GONE, "{}", claim.body);

@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use waiting_room_core::adapters::ManualClock;
 use waiting_room_core::domain::Strategy;
 use waiting_room_core::gate::{self, Gate, GateSettings, PASS_CACHE_TTL, REQUEST_ID_HEADER};
@@ -372,14 +372,7 @@ async fn a_pass_whose_session_the_application_ended_is_turned_back_within_second
     let page = site.page("/shop", Some(&token)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::CREATED);
 
-    let ended = call(
-        &site.api,
-        Method::POST,
-        "/update_session",
-        Some(json!({ "event_id": "demo", "request_id": request_id, "status": -1 })),
-        &admin(),
-    )
-    .await;
+    let ended = end_session(&site.api, "demo", &request_id).await;
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
     // Within the cache's time the checked pass still opens; once it is over, the session is
     // looked up again and the visitor turned back.

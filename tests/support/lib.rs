@@ -170,6 +170,18 @@ pub async fn increment(router: &Router, event_id: &str, by: u64) -> Answer {
     .await
 }
 
+/// The main application ends a visitor's session (`update_session` with -1), as the admin.
+pub async fn end_session(router: &Router, event_id: &str, request_id: &str) -> Answer {
+    call(
+        router,
+        Method::POST,
+        "/update_session",
+        Some(serde_json::json!({ "event_id": event_id, "request_id": request_id, "status": -1 })),
+        &admin(),
+    )
+    .await
+}
+
 /// A visitor asks for its token set.
 pub async fn generate_token(router: &Router, event_id: &str, request_id: &RequestId) -> Answer {
     call(
