@@ -1190,3 +1190,125 @@ async fn queue_num_gives_the_arrival_number_a_page_places_itself_with() {
     assert_eq!(forgotten.status, StatusCode::NOT_FOUND);
     assert_eq!(forgotten.body["code"], "unknown_request");
 }
+
+/// A page answer: status, headers and the body as text.
+async fn page(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn without_javascript_a_visitor_joins_waits_on_a_page_that_refreshes_and_goes_on_with_a_token()
+ {
+    let (local, _clock) = room().await;
+    let app = local.router();
+    let mut config = call(&app, Method::GET, "/admin/events/demo", None, &admin())
+        .await
+        .body;
+    config["target_url"] = json!("https://shop.example/in?from=wr");
+    config["message"] = json!("<img src=x onerror=alert(1)>Doors at 10");
+    config["appearance"] = json!({"title": "<b>Shop</b>", "logo_url": "", "accent_color": ""});
+    let saved = call(
+        &app,
+        Method::PUT,
+        "/admin/events/demo",
+        Some(config),
+        &admin(),
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    enqueue(&app, "demo").await;
+    enqueue(&app, "demo").await;
+
+    // The script page's <noscript> form posts to the page's own address, event and all.
+    let (status, headers, _) = page(
+        &app,
+        Method::POST,
+        "/waiting-room.html?event_id=demo&return=%2Fshop",
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/wait?event_id=demo&request_id="),
+        "{location}"
+    );
+    assert!(location.ends_with("&return=%2Fshop"), "{location}");
+    let japanese = [("accept-language", "ja-JP,ja;q=0.9,en;q=0.8")];
+    let (_, headers, html) = page(&app, Method::GET, &location, &japanese).await;
+    assert!(
+        html.contains(">順番を確認しています…<"),
+        "not placed yet:\n{html}"
+    );
+    assert_eq!(headers["refresh"], "2");
+
+    drain(&local).await;
+    let (status, headers, html) = page(&app, Method::GET, &location, &japanese).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers.contains_key("content-security-policy"));
+    let refresh: u64 = headers["refresh"].to_str().unwrap().parse().unwrap();
+    assert!((5..=30).contains(&refresh), "refresh every {refresh} s");
+    assert!(html.contains(&format!(
+        "<meta http-equiv=\"refresh\" content=\"{refresh}\">"
+    )));
+    assert!(html.contains("<html lang=\"ja\">"));
+    assert!(html.contains(">順番待ちの列に並んでいます<"), "{html}");
+    assert!(html.contains("id=\"position\">3<") && html.contains("id=\"ahead\">2<"));
+    // The operator's words are text.
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;Doors at 10"));
+    assert!(html.contains("&lt;b&gt;Shop&lt;/b&gt;") && !html.contains("<b>Shop"));
+
+    // The link's lang wins over the browser's.
+    let (_, _, english) = page(&app, Method::GET, &format!("{location}&lang=en"), &japanese).await;
+    assert!(english.contains("<html lang=\"en\">") && english.contains(">You&#39;re in line<"));
+
+    increment(&app, "demo", 3).await;
+    let (status, headers, _) = page(&app, Method::GET, &location, &japanese).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let target = headers["location"].to_str().unwrap();
+    let token = target
+        .strip_prefix("https://shop.example/in?from=wr&wr_token=")
+        .unwrap_or_else(|| panic!("sent to {target}"));
+    let claims = call(
+        &app,
+        Method::GET,
+        "/authorize?event_id=demo",
+        None,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(claims.status, StatusCode::OK, "{}", claims.body);
+
+    let (status, _, html) = page(&app, Method::GET, "/wait?event_id=no-such", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        html.contains(">We can&#39;t find this waiting room<"),
+        "{html}"
+    );
+    let (status, _, html) = page(&app, Method::GET, "/wait?event_id=demo", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<form class=\"actions\" method=\"post\" action=\"/wait?event_id=demo\">")
+    );
+}

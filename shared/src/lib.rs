@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod i18n;
 pub mod lambda;
 pub mod listener;
 pub mod metrics;

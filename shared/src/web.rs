@@ -2,7 +2,7 @@
 //! files beside it. The same files deploy to S3 behind the CDN.
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -29,9 +29,9 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/assets/panel.css"),
     ),
     (
-        "/assets/strings.js",
+        "/assets/lang.js",
         "text/javascript; charset=utf-8",
-        include_str!("../web/assets/strings.js"),
+        include_str!("../web/assets/lang.js"),
     ),
     (
         "/assets/queue.js",
@@ -42,6 +42,16 @@ const FILES: &[(&str, &str, &str)] = &[
         "/assets/room.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/assets/room.js"),
+    ),
+    (
+        "/assets/i18n/panel-en.json",
+        "application/json",
+        include_str!("../web/assets/i18n/panel-en.json"),
+    ),
+    (
+        "/assets/i18n/panel-ja.json",
+        "application/json",
+        include_str!("../web/assets/i18n/panel-ja.json"),
     ),
     (
         "/assets/panel.js",
@@ -63,14 +73,21 @@ pub fn routes() -> Router {
     for &(path, content_type, body) in FILES {
         router = router.route(path, get(move || async move { file(content_type, body) }));
     }
+    // The page's words, one file per language (the room renders its own page from them too).
+    for &(tag, body) in crate::i18n::LANGUAGES {
+        router = router.route(
+            &format!("/assets/i18n/{tag}.json"),
+            get(move || async move { file("application/json", body) }),
+        );
+    }
     router
 }
 
 /// What the pages may load and who may frame them: their own scripts, styles and API, the
-/// inline SVG icon, no plug-ins, no framing (clickjacking of the panel's buttons), no referrer
+/// inline SVG icon, an operator's logo from any https address, no plug-ins, no framing (clickjacking of the panel's buttons), no referrer
 /// (a visitor's URL carries their event). CloudFront sends the same headers with the pages
 /// (`PageHeadersPolicy` in `template.yaml`; a test below keeps the two equal).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: https:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 pub const FRAME_OPTIONS: &str = "DENY";
 pub const REFERRER_POLICY: &str = "no-referrer";
@@ -83,6 +100,13 @@ fn file(content_type: &'static str, body: &'static str) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
     );
+    page_headers(headers);
+    response
+}
+
+/// The pages' security headers (the files here, and the page the room renders without
+/// JavaScript).
+pub fn page_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -99,7 +123,6 @@ fn file(content_type: &'static str, body: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    response
 }
 
 #[cfg(test)]

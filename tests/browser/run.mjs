@@ -2,7 +2,10 @@
 //
 // Starts the already-built `waiting-room` binary and a tiny target site, then drives a visitor
 // and an operator through a whole admission: join, reload (same place), pause, admit from the
-// panel, redirect with a token the authorizer accepts. Every check fails if its feature breaks.
+// panel, redirect with a token the authorizer accepts. Then the page in Japanese (Chromium in
+// ja-JP) and every other language, without JavaScript, with the turn reached in a background
+// tab, with the operator's own words; axe-core over every state of the page, the page without
+// JavaScript and the panel; the panel from the keyboard. Every check fails if its feature breaks.
 // Prints `browser: N passed, M failed` last and exits non-zero on any failure.
 //
 // Env: WR_BIN (binary, default ../../target/debug/waiting-room from this folder),
@@ -10,7 +13,7 @@
 //      WR_CHROMIUM (default /usr/bin/chromium).
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -30,8 +33,10 @@ const ADMIN_KEY = "browser-test-admin-key";
 // Seconds between the room's maintenance passes (strategies, expiries): set explicitly so the
 // checks that wait for one know how long to wait.
 const STRATEGY_EVERY_S = 1;
-const OVERALL_TIMEOUT_MS = 180_000;
+const OVERALL_TIMEOUT_MS = 300_000;
 const STEP_TIMEOUT_MS = 15_000;
+// axe-core, evaluated in the page (the pages' CSP allows no injected script tag).
+const AXE = readFileSync(path.join(here, "node_modules/axe-core/axe.min.js"), "utf8");
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
 
@@ -45,6 +50,8 @@ let target = null;
 let app = null;
 let context = null;
 let profile = null;
+// A second browser for contexts with their own locale or with JavaScript off.
+let browser = null;
 
 function log(line) {
   process.stdout.write(line + "\n");
@@ -78,6 +85,7 @@ async function cleanup() {
   if (cleaned) return;
   cleaned = true;
   if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
+  if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
   for (const server of servers) {
     if (server.exitCode !== null) continue;
     server.kill("SIGTERM");
@@ -266,6 +274,47 @@ async function shoot(page, name, sizes = ["phone", "desktop"]) {
   await page.setViewportSize(DESKTOP);
 }
 
+// axe-core over the page as it stands: no serious or critical violation.
+async function a11y(page, name) {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  assert(found.length === 0, `axe on ${name}:\n${found.join("\n")}`);
+}
+
+// The visible text of the page but what the operator wrote (event name, message).
+async function pageText(page) {
+  return page.evaluate(() => {
+    const skip = new Set(["event-name", "message"]);
+    const parts = [];
+    const walk = (el) => {
+      if (skip.has(el.id) || el.hidden || getComputedStyle(el).display === "none") return;
+      for (const child of el.childNodes) {
+        if (child.nodeType === 3) parts.push(child.textContent);
+        else if (child.nodeType === 1 && !["SCRIPT", "STYLE", "NOSCRIPT"].includes(child.tagName)) walk(child);
+      }
+      if (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && /^(text|search|url|email|number)$/.test(el.type))) parts.push(el.value || "");
+      const label = el.getAttribute("aria-label");
+      if (label) parts.push(label);
+    };
+    walk(document.body);
+    parts.push(document.title);
+    return parts.join(" ").replace(/\s+/g, " ").trim();
+  });
+}
+
+async function joinMany(base, eventId, count) {
+  for (let done = 0; done < count; done += 50) {
+    const batch = Array.from({ length: Math.min(50, count - done) },
+      () => api(base, "POST", "/assign_queue_num", { event_id: eventId }));
+    for (const r of await Promise.all(batch)) equal(r.status, 202, "join status");
+  }
+}
+
 // ---- the scenario ----------------------------------------------------------------------
 
 async function scenario() {
@@ -355,6 +404,17 @@ async function scenario() {
     await waitText(visitor, "#message", message);
   });
   await check("visitor-waiting screenshots; no sideways scrolling on a phone", () => shoot(visitor, "visitor-waiting"));
+  await check("axe: the waiting page has no serious or critical violation", () => a11y(visitor, "waiting"));
+  await check("reduced motion: no spinning and no sliding bar", async () => {
+    await visitor.emulateMedia({ reducedMotion: "reduce" });
+    const motion = await visitor.evaluate(() => ({
+      spin: getComputedStyle(document.querySelector(".spinner")).animationName,
+      slide: getComputedStyle(document.getElementById("progress-fill")).transitionDuration,
+    }));
+    await visitor.emulateMedia({ reducedMotion: null });
+    equal(motion.spin, "none", "spinner animation");
+    equal(motion.slide, "0s", "progress transition");
+  });
 
   const operator = await context.newPage();
   const operatorLog = watch(operator, "control panel");
@@ -370,6 +430,7 @@ async function scenario() {
     operatorLog.allowed.pop();
   });
   await check("panel-login screenshots; no sideways scrolling on a phone", () => shoot(operator, "panel-login", ["phone"]));
+  await check("axe: the panel's sign-in has no serious or critical violation", () => a11y(operator, "panel sign-in"));
 
   await check("operator signs in; the key stays out of the URL; the event's counters show", async () => {
     await operator.fill("#admin-key", ADMIN_KEY);
@@ -425,6 +486,7 @@ async function scenario() {
     equal(ev.data.paused, true, "event paused on the server");
   });
   await check("visitor-paused screenshots; no sideways scrolling on a phone", () => shoot(visitor, "visitor-paused", ["phone"]));
+  await check("axe: the paused page", () => a11y(visitor, "paused"));
 
   await check("admitting while paused shows the API's error in the panel", async () => {
     operatorLog.allowed.push(/status of 409/);
@@ -478,6 +540,7 @@ async function scenario() {
     await waitText(operator, "#m-pending", "3"); // the three who came first never claimed
   });
   await check("panel screenshots; no sideways scrolling on a phone", () => shoot(operator, "panel"));
+  await check("axe: the panel's dashboard has no serious or critical violation", () => a11y(operator, "panel dashboard"));
 
   await check("strategy change from the panel reaches the API", async () => {
     await operator.selectOption("#config-form select[name=type]", "MaxSize");
@@ -492,6 +555,7 @@ async function scenario() {
   await check("reset asks for confirmation, then empties the event", async () => {
     await operator.click("#reset");
     await operator.waitForSelector("#reset-dialog[open]");
+    await a11y(operator, "panel reset dialog");
     await operator.click("#reset-dialog button[value=cancel]");
     let m = await api(base, "GET", `/admin/events/${EVENT}/metrics`, undefined, ADMIN_KEY);
     equal(m.data.counters.queue_counter, 4, "queue counter after cancelling the reset");
@@ -533,6 +597,7 @@ async function scenario() {
     equal(res.status, 200, `authorize status (${JSON.stringify(res.data)})`);
   }, { fatal: false });
   await check("visitor-admitted screenshots; no sideways scrolling on a phone", () => shoot(inside, "visitor-admitted", ["phone"]));
+  await check("axe: the admitted page with its pass", () => a11y(inside, "admitted"));
 
   // A served visitor who was away past the claim window sees that, and can join again.
   const expiring = await context.newPage();
@@ -550,6 +615,7 @@ async function scenario() {
     await waitState(expiring, "expired");
     assert(await expiring.isVisible("#rejoin"), "re-join button visible");
     await shoot(expiring, "visitor-expired", ["phone"]);
+    await a11y(expiring, "expired");
     await expiring.focus("#rejoin");
     await expiring.keyboard.press("Enter"); // usable without a mouse
     await waitState(expiring, "waiting");
@@ -571,6 +637,7 @@ async function scenario() {
     await waitState(scheduled, "prequeue");
     await scheduled.waitForFunction(() => /The draw is in \d+:\d\d/.test(document.getElementById("note").textContent), null, { timeout: STEP_TIMEOUT_MS });
     await shoot(scheduled, "visitor-prequeue", ["phone"]);
+    await a11y(scheduled, "pre-queue");
     // At the start the runner draws the order: the page leaves the pre-queue with a number.
     await waitState(scheduled, "waiting", 20_000);
     await waitText(scheduled, "#position", "1");
@@ -610,6 +677,7 @@ async function scenario() {
     await scheduled.reload();
     await waitState(scheduled, "closed");
     await shoot(scheduled, "visitor-closed", ["phone"]);
+    await a11y(scheduled, "closed");
   });
 
   // Error states. These pages see 404s and refused connections on purpose, so their console
@@ -620,6 +688,7 @@ async function scenario() {
     await waitState(edge, "unknown");
   });
   await check("visitor-unknown screenshots; no sideways scrolling on a phone", () => shoot(edge, "visitor-unknown", ["phone"]));
+  await check("axe: the unknown-event page", () => a11y(edge, "unknown"));
   await check("an unreachable API shows 'offline' and keeps retrying", async () => {
     // The API's connections are refused; the page and its assets still load.
     let attempts = 0;
@@ -636,14 +705,258 @@ async function scenario() {
     assert(attempts > seen, "another attempt after going offline");
   });
   await check("visitor-offline screenshots; no sideways scrolling on a phone", () => shoot(edge, "visitor-offline", ["phone"]));
+  await check("axe: the offline page", () => a11y(edge, "offline"));
+
+  const extraLogs = await visitorsOfEveryKind(base, targetBase, operator);
 
   await gatedFlow(context);
 
   await check("no console errors on the visitor pages or the control panel", async () => {
-    const all = [visitorLog, operatorLog, insideLog, expiringLog, scheduledLog, ...gateLogs]
+    const all = [visitorLog, operatorLog, insideLog, expiringLog, scheduledLog, ...extraLogs, ...gateLogs]
       .flatMap((r) => r.errors.map((e) => `${r.label}: ${e}`));
     assert(all.length === 0, all.join("\n"));
   });
+}
+
+// The page in Japanese and every other language, the page without JavaScript, the turn reached
+// in a background tab, the operator's words, and the panel in Japanese and from the keyboard.
+// Returns the console watchers of the pages it opened.
+const LANG = createRequire(import.meta.url)(path.join(root, "shared/web/assets/lang.js"));
+const words = (tag) => JSON.parse(readFileSync(path.join(root, `shared/web/assets/i18n/${tag}.json`), "utf8"));
+
+async function visitorsOfEveryKind(base, targetBase, operator) {
+  const logs = [];
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const ja = await browser.newContext({ locale: "ja-JP", timezoneId: "Asia/Tokyo", viewport: DESKTOP });
+  ja.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const JA = words("ja");
+
+  // ---- Japanese ----
+  const page = await ja.newPage();
+  logs.push(watch(page, "visitor page (ja-JP)"));
+  await check("ja-JP: the waiting page speaks Japanese, numbers and times formatted for ja-JP, no English left", async () => {
+    const r = await api(base, "POST", "/admin/events", { event_id: "matsuri", name: "春の祭典" }, ADMIN_KEY);
+    equal(r.status, 201, "create status");
+    await joinMany(base, "matsuri", 1233);
+    const moved = await api(base, "POST", "/increment_serving_counter", { event_id: "matsuri", increment_by: 3 }, ADMIN_KEY);
+    equal(moved.status, 200, "increment status");
+    await page.goto(`${base}/waiting-room.html?event_id=matsuri`);
+    await waitState(page, "waiting");
+    await waitText(page, "#position", new Intl.NumberFormat("ja-JP").format(1234));
+    equal(await page.evaluate(() => document.documentElement.lang), "ja", "<html lang>");
+    equal(await text(page, "#title"), JA.waiting_title, "title");
+    equal(await text(page, "#ahead"), "1,230", "people ahead");
+    equal(await text(page, "#serving"), "3番まで", "now letting in");
+    const eta = await text(page, "#eta");
+    assert(eta === JA.eta_estimating || /^約\d+分$|^約\d+時間\d+分$/.test(eta), `wait reads ${JSON.stringify(eta)}`);
+    const updated = await text(page, "#updated");
+    assert(/^\d{1,2}:\d{2}:\d{2}に更新$/.test(updated), `update time for ja-JP (24-hour, no AM/PM): ${JSON.stringify(updated)}`);
+    const all = await pageText(page);
+    const latin = all.match(/[A-Za-z]{2,}[^。]*/g);
+    assert(!latin, `English left on the Japanese page: ${JSON.stringify(latin)}\n${all}`);
+    const live = await text(page, "[aria-live=polite]");
+    assert(live.includes("1,234番") && live.includes("1,230人"), `screen readers hear ${JSON.stringify(live)}`);
+  });
+  await check("ja-waiting screenshots; axe on the Japanese page", async () => {
+    await shoot(page, "ja-waiting");
+    await a11y(page, "waiting (ja)");
+  });
+  await check("every language: the link's lang picks the words, the <html lang> and the number format", async () => {
+    for (const tag of LANG.VISITOR) {
+      await page.goto(`${base}/waiting-room.html?event_id=matsuri&lang=${tag}`);
+      await waitState(page, "waiting");
+      await waitText(page, "#title", words(tag).waiting_title);
+      equal(await page.evaluate(() => document.documentElement.lang), tag, "<html lang>");
+      equal(await text(page, "#position"), new Intl.NumberFormat(tag).format(1234), `${tag} number`);
+    }
+  });
+
+  // ---- the turn in a background tab ----
+  const away = await ja.newPage();
+  logs.push(watch(away, "visitor page (background tab)"));
+  await away.addInitScript(() => {
+    // The tab's visibility as the test sets it, and notifications recorded (granted).
+    Object.defineProperty(document, "visibilityState", { get: () => (window.__hidden ? "hidden" : "visible") });
+    Object.defineProperty(document, "hidden", { get: () => !!window.__hidden });
+    window.__notes = [];
+    window.Notification = class {
+      constructor(title, options) { window.__notes.push({ title, body: options && options.body }); }
+      static get permission() { return "granted"; }
+      static requestPermission() { return Promise.resolve("granted"); }
+      close() {}
+    };
+  });
+  await check("background tab: the turn changes the title, notifies, and counts down the time to go in", async () => {
+    const r = await api(base, "POST", "/admin/events", { event_id: "behind", name: "裏のタブ", position_expiry_secs: 300 }, ADMIN_KEY);
+    equal(r.status, 201, "create status");
+    await away.goto(`${base}/waiting-room.html?event_id=behind`);
+    await waitState(away, "waiting");
+    await away.evaluate(() => { window.__hidden = true; document.dispatchEvent(new Event("visibilitychange")); });
+    await api(base, "POST", "/increment_serving_counter", { event_id: "behind", increment_by: 1 }, ADMIN_KEY);
+    await waitState(away, "turn");
+    equal(await away.title(), JA.turn_tab_title.replace("{event}", "裏のタブ"), "tab title");
+    const notes = await away.evaluate(() => window.__notes);
+    equal(notes.length, 1, "notifications");
+    equal(notes[0].title, JA.notify_title, "notification title");
+    await away.waitForFunction(() => /^入場期限まであと\d+:\d\d$/.test(document.getElementById("note").textContent));
+    assert(await away.isVisible("#go-in"), "a button to go in");
+    const claimed = await api(base, "GET", `/admin/events/behind/metrics`, undefined, ADMIN_KEY);
+    equal(claimed.data.active_tokens, 0, "no token claimed while the tab is away");
+  });
+  await check("visitor-turn screenshots; axe on the turn", async () => {
+    await shoot(away, "visitor-turn-ja", ["phone"]);
+    await a11y(away, "turn");
+  });
+  await check("background tab: looking at it again goes in", async () => {
+    await away.evaluate(() => { window.__hidden = false; document.dispatchEvent(new Event("visibilitychange")); });
+    await waitState(away, "admitted");
+    await away.waitForFunction(() => document.getElementById("token").value.split(".").length === 3);
+  });
+
+  // ---- without JavaScript ----
+  const plainContext = await browser.newContext({ locale: "ja-JP", javaScriptEnabled: false, viewport: DESKTOP });
+  plainContext.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const plain = await plainContext.newPage();
+  const loads = [];
+  plain.on("response", (res) => {
+    if (new URL(res.url()).pathname === "/wait" && res.request().method() === "GET") loads.push({ at: Date.now(), refresh: res.headers()["refresh"] });
+  });
+  const state = (p, wanted) => p.locator(`body[data-state="${wanted}"]`).waitFor();
+  await check("no JavaScript: the visitor joins from the page's own form and sees place and people ahead, in Japanese", async () => {
+    const r = await api(base, "POST", "/admin/events",
+      { event_id: "plain", name: "静かな入口", target_url: `${targetBase}/shop?from=plain` }, ADMIN_KEY);
+    equal(r.status, 201, "create status");
+    await joinMany(base, "plain", 2);
+    await plain.goto(`${base}/waiting-room.html?event_id=plain`);
+    await plain.click("form.nojs-entry button");
+    await plain.waitForURL((u) => u.pathname === "/wait" && u.searchParams.get("request_id"));
+    await state(plain, "waiting");
+    equal(await plain.getAttribute("html", "lang"), "ja", "<html lang>");
+    equal(await text(plain, "#title"), JA.waiting_title, "title");
+    equal(await text(plain, "#position"), "3", "place");
+    equal(await text(plain, "#ahead"), "2", "people ahead");
+  });
+  await check("no JavaScript: the page refreshes itself at the pace the room sets", async () => {
+    const seen = loads.length;
+    const until = Date.now() + 15_000;
+    while (loads.length < seen + 2 && Date.now() < until) await sleep(200);
+    assert(loads.length >= seen + 2, `reloads of /wait in 15 s: ${loads.length - seen}`);
+    const refresh = Number(loads[loads.length - 1].refresh);
+    assert(refresh >= 5 && refresh <= 30, `Refresh header: ${loads[loads.length - 1].refresh}`);
+    const gap = loads[loads.length - 1].at - loads[loads.length - 2].at;
+    assert(gap >= refresh * 1000 - 500, `reloaded after ${gap} ms, asked for ${refresh} s`);
+  });
+  await check("nojs-waiting screenshots (ja)", () => shoot(plain, "nojs-waiting-ja"));
+  await check("no JavaScript: let in by the operator, the visitor lands on the target with a token the room accepts", async () => {
+    const r = await api(base, "POST", "/increment_serving_counter", { event_id: "plain", increment_by: 3 }, ADMIN_KEY);
+    equal(r.status, 200, "increment status");
+    await plain.waitForURL((u) => u.href.startsWith(`${targetBase}/shop`), { timeout: 40_000 });
+    const url = new URL(plain.url());
+    equal(url.searchParams.get("from"), "plain", "target's own query kept");
+    const res = await authorize(base, "plain", url.searchParams.get("wr_token"));
+    equal(res.status, 200, `authorize status (${JSON.stringify(res.data)})`);
+  });
+  await check("axe: the page without JavaScript, joining and waiting", async () => {
+    const look = await ja.newPage(); // the same HTML (it has no script), where axe can run
+    await look.goto(`${base}/wait?event_id=plain`);
+    await a11y(look, "no-JS join form");
+    await shoot(look, "nojs-join-ja", ["phone"]);
+    await look.click("#join");
+    await look.waitForURL((u) => u.searchParams.get("request_id"));
+    await a11y(look, "no-JS waiting");
+    await look.close();
+  });
+
+  // ---- the operator's words, and markup that must stay text ----
+  const branded = await context.newPage();
+  const brandedLog = watch(branded, "visitor page (operator's words)");
+  logs.push(brandedLog);
+  const LOGO = "https://logo.example/brand.svg";
+  await branded.route(LOGO, (route) => route.fulfill({ contentType: "image/svg+xml",
+    body: "<svg xmlns='http://www.w3.org/2000/svg' width='96' height='28'><rect width='96' height='28' rx='6' fill='#c0392b'/></svg>" }));
+  const TITLE = "<script>window.__pwned=2</script>Shop";
+  const MESSAGE = "<img src=x onerror=\"window.__pwned=1\">Doors open at 10.";
+  await check("panel: the operator sets the page's title, logo and colour", async () => {
+    const r = await api(base, "POST", "/admin/events", { event_id: "words", name: "Words" }, ADMIN_KEY);
+    equal(r.status, 201, "create status");
+    await operator.goto(`${base}/control-panel.html#event=words`);
+    await waitText(operator, "#ev-name", "Words");
+    await operator.fill("#config-form input[name=page_title]", TITLE);
+    await operator.fill("#config-form input[name=logo_url]", LOGO);
+    await operator.fill("#config-form input[name=accent_color]", "#c0392b");
+    await operator.fill("#config-form input[name=message]", MESSAGE);
+    await operator.click("#config-form button[type=submit]");
+    await operator.waitForFunction(() => document.getElementById("config-result").textContent.startsWith("Saved"));
+    const ev = await api(base, "GET", "/admin/events/words", undefined, ADMIN_KEY);
+    equal(JSON.stringify(ev.data.appearance), JSON.stringify({ title: TITLE, logo_url: LOGO, accent_color: "#c0392b" }), "appearance on the server");
+  });
+  await check("the page shows the operator's words as text: no markup runs, the logo and colour apply", async () => {
+    await branded.goto(`${base}/waiting-room.html?event_id=words`);
+    await waitState(branded, "waiting");
+    await waitText(branded, "#brand", TITLE);
+    equal(await text(branded, "#message"), MESSAGE, "message");
+    equal(await branded.evaluate(() => document.querySelectorAll("#message *, #brand *").length), 0, "elements made from the operator's words");
+    equal(await branded.evaluate(() => window.__pwned), undefined, "script from the operator's words ran");
+    equal(await branded.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue("--accent").trim()), "#c0392b", "accent colour");
+    assert(await branded.isVisible("#brand-logo"), "the operator's logo shows");
+    await branded.waitForFunction(() => document.getElementById("brand-logo").naturalWidth > 0);
+    await shoot(branded, "visitor-branded", ["phone"]);
+    await a11y(branded, "branded");
+    const html = await (await fetch(`${base}/wait?event_id=words`)).text();
+    assert(html.includes("&lt;script&gt;window.__pwned=2&lt;/script&gt;Shop"), "the page without JavaScript escapes the title");
+    assert(!html.includes("<script>window.__pwned"), "the page without JavaScript carries the operator's markup");
+  });
+
+  // ---- the panel in Japanese, and from the keyboard ----
+  const panelJa = await ja.newPage();
+  logs.push(watch(panelJa, "control panel (ja-JP)"));
+  await check("ja-JP: the control panel speaks Japanese", async () => {
+    await panelJa.goto(`${base}/control-panel.html`);
+    await waitText(panelJa, "#login-title", "オペレーターのサインイン");
+    equal(await panelJa.evaluate(() => document.documentElement.lang), "ja", "<html lang>");
+    await a11y(panelJa, "panel sign-in (ja)");
+    await panelJa.fill("#admin-key", ADMIN_KEY);
+    await panelJa.press("#admin-key", "Enter");
+    await panelJa.waitForFunction(() => document.body.getAttribute("data-view") === "dashboard");
+    await panelJa.click(`.event-item[data-event="matsuri"]`);
+    await waitText(panelJa, "#ev-state", "受付中");
+    equal(await text(panelJa, "#admit"), "入場", "admit button");
+    equal(await text(panelJa, "#pause-toggle"), "一時停止", "pause button");
+    await shoot(panelJa, "panel-ja");
+    await a11y(panelJa, "panel dashboard (ja)");
+  });
+  await check("keyboard only: the operator reaches Admit and Pause with Tab and uses them", async () => {
+    const r = await api(base, "POST", "/admin/events", { event_id: "keys", name: "Keys" }, ADMIN_KEY);
+    equal(r.status, 201, "create status");
+    await joinMany(base, "keys", 5);
+    await operator.goto(`${base}/control-panel.html#event=keys`);
+    await waitText(operator, "#ev-name", "Keys");
+    const tabTo = async (id) => {
+      for (let i = 0; i < 80; i++) {
+        if (await operator.evaluate(() => document.activeElement && document.activeElement.id) === id) return;
+        await operator.keyboard.press("Tab");
+      }
+      throw new Error(`Tab never reached #${id}`);
+    };
+    await tabTo("admit-count");
+    await operator.keyboard.press("ControlOrMeta+a");
+    await operator.keyboard.type("2");
+    await operator.keyboard.press("Enter");
+    await waitText(operator, "#m-serving", "2");
+    await tabTo("pause-toggle");
+    await operator.keyboard.press("Space");
+    await waitText(operator, "#ev-state", "Paused");
+    const focused = await operator.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert(focused !== "none", "the focused button shows a focus ring");
+    await operator.keyboard.press("Enter");
+    await waitText(operator, "#ev-state", "Open");
+  });
+  return logs;
 }
 
 // The gate, as a new user tries it: a small application on 127.0.0.1, the room started with

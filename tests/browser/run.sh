@@ -14,8 +14,8 @@ if [ ! -x /usr/bin/chromium ]; then
   $sudo apt-get install -y chromium
 fi
 
-# playwright-core at the version pinned in package-lock.json (no browser download).
-if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
+# playwright-core and axe-core at the versions pinned in package-lock.json (no browser download).
+if [ ! -f "$here/node_modules/playwright-core/package.json" ] || [ ! -f "$here/node_modules/axe-core/axe.min.js" ]; then
   (cd "$here" && npm ci --no-audit --no-fund)
 fi
 

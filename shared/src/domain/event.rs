@@ -122,10 +122,63 @@ pub struct EventConfig {
     /// A note from the operator that every waiting page shows (empty: none).
     #[serde(default)]
     pub message: String,
+    /// How the event's waiting page looks: its title, logo and colour.
+    #[serde(default)]
+    pub appearance: Appearance,
     /// When the operator last changed the config (ms since the epoch; set by the room, not by
     /// the operator): with the counters' own change times, the validator of what pages poll.
     #[serde(default)]
     pub updated_at_ms: i64,
+}
+
+/// The operator's own title, logo and accent colour for the waiting page; empty: the room's.
+/// Shown as text and checked values only, never as HTML.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Appearance {
+    /// In place of "Waiting room" in the page's bar and tab.
+    pub title: String,
+    /// An `https://` image shown in place of the room's logo.
+    pub logo_url: String,
+    /// `#rrggbb`: buttons, the number, the progress bar.
+    pub accent_color: String,
+}
+
+/// Longest title of a waiting page.
+pub const MAX_TITLE_CHARS: usize = 80;
+
+impl Appearance {
+    fn validate(&self) -> Result<(), Error> {
+        if self.title.chars().count() > MAX_TITLE_CHARS {
+            return Err(Error::Invalid(format!(
+                "appearance.title must be at most {MAX_TITLE_CHARS} characters"
+            )));
+        }
+        let url_ok = self.logo_url.is_empty()
+            || (self.logo_url.starts_with("https://")
+                && self.logo_url.len() <= 2048
+                && !self
+                    .logo_url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "\"'<>`".contains(c)));
+        if !url_ok {
+            return Err(Error::Invalid(
+                "appearance.logo_url must be an https:// address".into(),
+            ));
+        }
+        let color_ok = self.accent_color.is_empty()
+            || (self.accent_color.len() == 7
+                && self.accent_color.starts_with('#')
+                && self.accent_color[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit()));
+        if !color_ok {
+            return Err(Error::Invalid(
+                "appearance.accent_color must be a colour like #2f5d8a".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Times (ms since the epoch) that shape an event; all optional.
@@ -174,6 +227,7 @@ impl EventConfig {
             draw: None,
             authorizer_fail_open: false,
             message: String::new(),
+            appearance: Appearance::default(),
             updated_at_ms: 0,
         }
     }
@@ -234,6 +288,7 @@ impl EventConfig {
         if let Some(limit) = self.rate_limit_per_min {
             check_count("rate_limit_per_min", limit, 1)?;
         }
+        self.appearance.validate()?;
         self.strategy.validate()
     }
 }
@@ -337,6 +392,37 @@ mod tests {
         config.schedule.start_at_ms = Some(10);
         config.schedule.end_at_ms = Some(5);
         assert!(config.validate().is_err(), "ends before it starts");
+    }
+
+    #[test]
+    fn the_appearance_takes_text_an_https_logo_and_a_hex_colour_only() {
+        let mut config = EventConfig::new(EventId::parse("e").unwrap());
+        config.appearance = Appearance {
+            title: "春のセール <b>".into(),
+            logo_url: "https://shop.example.com/logo.png".into(),
+            accent_color: "#C0392b".into(),
+        };
+        assert!(
+            config.validate().is_ok(),
+            "any text is a title: it is shown as text"
+        );
+        for bad in [
+            "http://shop.example.com/logo.png",
+            "javascript:alert(1)",
+            "https://x.example/a\" onerror=\"alert(1)",
+            "https://x.example/a b",
+        ] {
+            config.appearance.logo_url = bad.into();
+            assert!(config.validate().is_err(), "logo {bad}");
+        }
+        config.appearance.logo_url = String::new();
+        for bad in ["red", "#12345", "#1234567", "#12345g", "url(x)"] {
+            config.appearance.accent_color = bad.into();
+            assert!(config.validate().is_err(), "colour {bad}");
+        }
+        config.appearance.accent_color = String::new();
+        config.appearance.title = "x".repeat(MAX_TITLE_CHARS + 1);
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod shuffle;
 pub mod strategy;
 
 pub use counters::EventCounters;
-pub use event::{Draw, EventConfig, EventId, EventState, Schedule};
+pub use event::{Appearance, Draw, EventConfig, EventId, EventState, Schedule};
 pub use request::{
     Admission, BypassCode, EnqueueRequest, RequestId, RequestRecord, ServingIncrement, SessionEnd,
     SessionStatus, TokenRecord,

@@ -7,6 +7,7 @@ pub mod client_limit;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod no_script;
 pub mod public;
 
 use std::sync::Arc;

@@ -10,9 +10,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::cacheable;
 use super::error::ApiError;
 use super::extract::{self, Body, Params};
+use super::{cacheable, no_script};
 use crate::domain::{EventId, RequestId};
 use crate::service::WaitingRoom;
 use crate::service::event_state::{Rendered, SharedAnswers};
@@ -51,6 +51,10 @@ pub fn enqueue_routes() -> Router<Arc<WaitingRoom>> {
     Router::new()
         .route("/assign_queue_num", post(assign_queue_num))
         .route("/redeem_code", post(redeem_code))
+        // The page without JavaScript joins by a form: on its own address, and on the script
+        // page's, whose <noscript> form posts back to it.
+        .route(no_script::PATH, post(no_script::join))
+        .route("/waiting-room.html", post(no_script::join))
 }
 
 /// The polled reads: store reads only, most of them cacheable.
@@ -80,9 +84,12 @@ pub fn token_routes() -> Router<Arc<WaitingRoom>> {
     claim_routes().merge(key_routes())
 }
 
-/// Claiming a served request's token set (limited per client on the local server).
+/// Claiming a served request's token set (limited per client on the local server), and the
+/// page without JavaScript, which claims it at the visitor's turn.
 pub fn claim_routes() -> Router<Arc<WaitingRoom>> {
-    Router::new().route("/generate_token", post(generate_token))
+    Router::new()
+        .route("/generate_token", post(generate_token))
+        .route(no_script::PATH, get(no_script::page))
 }
 
 /// The verification keys and the HTTP authorizer.

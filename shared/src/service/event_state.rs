@@ -99,6 +99,10 @@ struct Document<'a> {
     draw: Option<DrawDoc>,
     poll: Poll,
     message: &'a str,
+    /// The operator's title, logo and colour for the page (text and checked values only).
+    title: &'a str,
+    logo_url: &'a str,
+    accent_color: &'a str,
     target_url: &'a str,
     changed_at_ms: i64,
 }
@@ -194,6 +198,9 @@ pub fn render(
             unplaced_grace_ms: UNASSIGNED_GRACE_MS,
         },
         message: &config.message,
+        title: &config.appearance.title,
+        logo_url: &config.appearance.logo_url,
+        accent_color: &config.appearance.accent_color,
         target_url: &config.target_url,
         changed_at_ms: changed,
     };

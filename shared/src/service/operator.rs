@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::WaitingRoom;
 use crate::domain::event::check_count;
 use crate::domain::{
-    BypassCode, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
+    Appearance, BypassCode, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
     ServingIncrement, SessionEnd, Strategy, eta,
 };
 use crate::error::Error;
@@ -31,6 +31,7 @@ pub struct NewEvent {
     pub safety_net: Option<bool>,
     pub authorizer_fail_open: Option<bool>,
     pub message: Option<String>,
+    pub appearance: Option<Appearance>,
 }
 
 impl NewEvent {
@@ -66,6 +67,9 @@ impl NewEvent {
         }
         if let Some(message) = self.message {
             config.message = message;
+        }
+        if let Some(appearance) = self.appearance {
+            config.appearance = appearance;
         }
         config
     }

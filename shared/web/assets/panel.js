@@ -20,7 +20,22 @@
   var busy = false;
 
   var $ = function (id) { return document.getElementById(id); };
-  var numbers = new Intl.NumberFormat();
+  // The panel speaks English and Japanese: the link's `lang`, else the browser's languages.
+  var lang = window.WR_LANG.pick([new URLSearchParams(location.search).get("lang")]
+    .concat(navigator.languages || [navigator.language]), window.WR_LANG.PANEL);
+  var P = {}; // its words (assets/i18n/panel-<lang>.json); the HTML holds the English ones
+  var numbers = new Intl.NumberFormat(lang);
+
+  // A word with its placeholders ({n}) filled.
+  function tr(key, vars) {
+    return String(P[key] || "").replace(/\{(\w+)\}/g, function (_, name) {
+      return vars && name in vars ? vars[name] : "";
+    });
+  }
+
+  function time(ms) {
+    return new Date(ms).toLocaleTimeString(lang);
+  }
 
   // Same origin, or the API the deploy-time <meta name="wr-api"> names. Never an address from
   // the URL: the panel signs in with the saved key on load, so a crafted link would hand the
@@ -58,11 +73,11 @@
       return res.json().catch(function () { return null; }).then(function (data) {
         if (res.ok) return data;
         var err = new ApiError(res.status, data && data.code, (data && data.error) || "HTTP " + res.status);
-        if (res.status === 401) signOut("The admin key was not accepted.");
+        if (res.status === 401) signOut(P.key_refused);
         throw err;
       });
     }, function () {
-      throw new ApiError(0, "unreachable", "Cannot reach the waiting-room API");
+      throw new ApiError(0, "unreachable", P.unreachable);
     });
   }
 
@@ -124,7 +139,7 @@
       meta.textContent = e.event_id + " · " + strategyText(e.strategy);
       var badge = document.createElement("span");
       badge.className = "badge " + (e.paused ? "paused" : "open");
-      badge.textContent = e.paused ? "Paused" : "Open";
+      badge.textContent = e.paused ? P.state_paused : P.state_open;
       b.append(name, badge, meta);
       b.addEventListener("click", function () { select(e.event_id); });
       li.append(b);
@@ -133,9 +148,9 @@
   }
 
   function strategyText(s) {
-    if (!s || s.type === "Manual") return "Manual";
-    if (s.type === "MaxSize") return "Max size " + numbers.format(s.max_active);
-    if (s.type === "Periodic") return "Periodic " + numbers.format(s.increment_by) + " every " + s.interval_secs + " s";
+    if (!s || s.type === "Manual") return P.s_manual;
+    if (s.type === "MaxSize") return tr("strategy_maxsize", { n: numbers.format(s.max_active) });
+    if (s.type === "Periodic") return tr("strategy_periodic", { n: numbers.format(s.increment_by), s: numbers.format(s.interval_secs) });
     return s.type;
   }
 
@@ -173,12 +188,12 @@
       showMetrics(results[0], full);
       var time = document.createElement("span");
       time.className = "wide-only";
-      time.textContent = " · " + new Date().toLocaleTimeString();
-      $("live").replaceChildren("Live", time);
+      time.textContent = " · " + new Date().toLocaleTimeString(lang);
+      $("live").replaceChildren(P.live, time);
       $("live").className = "live ok";
     }, function (err) {
       if (!adminKey) return;
-      $("live").textContent = "Connection problem";
+      $("live").textContent = P.connection_problem;
       $("live").className = "live bad";
       showError(err);
     }).then(function () {
@@ -191,10 +206,10 @@
     config = m.config;
     $("ev-name").textContent = config.name || config.event_id;
     var state = $("ev-state");
-    state.textContent = STATE_TEXT[m.state] || m.state;
+    state.textContent = P["state_" + m.state] || m.state;
     state.className = "badge " + (m.state === "open" ? "open" : "paused");
     $("ev-summary").textContent = config.event_id + " · " + strategyText(config.strategy) +
-      " · target " + (config.target_url || "none (visitors get a pass to copy)");
+      " · " + tr("summary_target", { url: config.target_url || P.target_none });
     set("m-waiting", m.waiting);
     set("m-serving", c.serving_counter);
     set("m-queue", c.queue_counter);
@@ -205,14 +220,15 @@
     set("m-abandoned", c.tokens_abandoned);
     set("m-expired", c.tokens_expired);
     set("m-pos-expired", c.positions_expired);
-    $("pause-toggle").textContent = config.paused ? "Resume" : "Pause";
+    $("pause-toggle").textContent = config.paused ? P.resume : P.pause;
     $("pause-toggle").className = "button " + (config.paused ? "primary" : "");
-    $("close-toggle").textContent = config.closed ? "Reopen event" : "Close event";
+    $("close-toggle").textContent = config.closed ? P.reopen_event : P.close_event;
     var draw = config.draw;
     $("draw-info").hidden = !draw;
     if (draw) {
-      $("draw-info").textContent = "Pre-queue of " + numbers.format(draw.size) + " drawn at " +
-        new Date(draw.drawn_at_ms).toLocaleString() + " with seed " + draw.seed + " (replayable).";
+      $("draw-info").textContent = tr("draw_info", {
+        n: numbers.format(draw.size), time: new Date(draw.drawn_at_ms).toLocaleString(lang), seed: draw.seed
+      });
     }
     // Only fill the form when the event is (re)opened, never under the operator's fingers.
     if (full) fillConfig(config);
@@ -243,13 +259,13 @@
       var cell = empty.insertCell();
       cell.colSpan = 4;
       cell.className = "muted";
-      cell.textContent = "No operator changes yet.";
+      cell.textContent = P.audit_empty;
       return;
     }
     entries.forEach(function (e) {
       var row = body.insertRow();
       var when = new Date(e.at_ms);
-      row.insertCell().textContent = when.toLocaleTimeString();
+      row.insertCell().textContent = time(e.at_ms);
       row.cells[0].title = when.toISOString();
       row.insertCell().textContent = e.actor;
       row.insertCell().textContent = e.action.replace(/_/g, " ");
@@ -295,7 +311,7 @@
       svg.append(svgEl("text", { x: PAD_L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, numbers.format(v)));
     }
     [5, 4, 3, 2, 1, 0].forEach(function (min) {
-      var label = min ? "−" + min + " min" : "now";
+      var label = min ? tr("axis_min", { n: min }) : P.axis_now;
       svg.append(svgEl("text", { x: x(now - min * 60000), y: H - 6, class: "axis", "text-anchor": min === 5 ? "start" : min ? "middle" : "end" }, label));
     });
     return { x: x, y: y };
@@ -312,7 +328,7 @@
     svg.append(svgEl("path", { d: line, class: "line" }));
     var lastP = points[points.length - 1];
     svg.append(svgEl("circle", { cx: s.x(lastP.t), cy: s.y(lastP.waiting), r: 4, class: "dot" }));
-    svg.setAttribute("aria-label", "Waiting visitors over the last 5 minutes; now " + lastP.waiting);
+    svg.setAttribute("aria-label", tr("chart_waiting_now", { n: numbers.format(lastP.waiting) }));
   }
 
   function drawAdmitted(admissions, now) {
@@ -335,9 +351,9 @@
         x: (PAD_L + i * bw + 1.5).toFixed(1), y: top.toFixed(1),
         width: (bw - 3).toFixed(1), height: (s.y(0) - top).toFixed(1), class: "bar", rx: 2
       }, undefined));
-      svg.lastChild.append(svgEl("title", {}, numbers.format(n) + " admitted"));
+      svg.lastChild.append(svgEl("title", {}, tr("admitted_bar", { n: numbers.format(n) })));
     });
-    svg.setAttribute("aria-label", numbers.format(total) + " visitors admitted over the last 5 minutes");
+    svg.setAttribute("aria-label", tr("chart_admitted_total", { n: numbers.format(total) }));
   }
 
   // ---- actions -------------------------------------------------------------------------
@@ -361,15 +377,13 @@
   function admit(event) {
     event.preventDefault();
     var n = parseInt($("admit-count").value, 10);
-    if (!(n >= 1)) return showError(new ApiError(0, "invalid_request", "Enter how many visitors to admit (1 or more)"));
+    if (!(n >= 1)) return showError(new ApiError(0, "invalid_request", P.admit_invalid));
     act($("admit"), function () {
       return api("POST", "/increment_serving_counter", { event_id: selected, increment_by: n }).then(function (r) {
-        $("admit-result").textContent = "Admitted " + numbers.format(n) + ": serving counter is now " + numbers.format(r.serving_num) + ".";
+        $("admit-result").textContent = tr("admitted_result", { n: numbers.format(n), serving: numbers.format(r.serving_num) });
       });
     });
   }
-
-  var STATE_TEXT = { open: "Open", paused: "Paused", closed: "Closed", pre_queue: "Pre-queue", not_open: "Not open yet" };
 
   function toggleClosed() {
     if (!config) return;
@@ -415,16 +429,12 @@
     return { type: "Manual" };
   }
 
-  var STRATEGY_HELP = {
-    Manual: "Only operators move the line, with Admit.",
-    MaxSize: "Keeps at most this many visitors inside (let in and not finished); refills as they leave or their pass expires.",
-    Periodic: "Lets this many more visitors in at every interval."
-  };
+  var STRATEGY_HELP = { Manual: "help_manual", MaxSize: "help_maxsize", Periodic: "help_periodic" };
 
   // Shows only the fields of the chosen strategy, and what it does.
   function syncStrategyFields(form) {
     var type = form.elements.type.value;
-    form.querySelector(".strategy-help").textContent = STRATEGY_HELP[type] || "";
+    form.querySelector(".strategy-help").textContent = P[STRATEGY_HELP[type]] || "";
     var labels = form.querySelectorAll("[data-for]");
     for (var i = 0; i < labels.length; i++) {
       var on = labels[i].getAttribute("data-for") === type;
@@ -444,6 +454,10 @@
     f.position_expiry_secs.value = c.position_expiry_secs;
     f.target_url.value = c.target_url || "";
     f.message.value = c.message || "";
+    var look = c.appearance || {};
+    f.page_title.value = look.title || "";
+    f.logo_url.value = look.logo_url || "";
+    f.accent_color.value = look.accent_color || "";
     f.rate_limit_per_min.value = c.rate_limit_per_min || "";
     f.safety_net.checked = !!c.safety_net;
     var sch = c.schedule || {};
@@ -467,6 +481,11 @@
       position_expiry_secs: parseInt(f.position_expiry_secs.value, 10),
       target_url: f.target_url.value.trim(),
       message: f.message.value.trim(),
+      appearance: {
+        title: f.page_title.value.trim(),
+        logo_url: f.logo_url.value.trim(),
+        accent_color: f.accent_color.value.trim()
+      },
       rate_limit_per_min: f.rate_limit_per_min.value ? parseInt(f.rate_limit_per_min.value, 10) : null,
       safety_net: f.safety_net.checked,
       schedule: {
@@ -478,12 +497,13 @@
     act(form.querySelector("[type=submit]"), function () {
       return api("PUT", eventPath(selected), next).then(function (saved) {
         fillConfig(saved);
-        $("config-result").textContent = "Saved at " + new Date().toLocaleTimeString() + ".";
+        $("config-result").textContent = tr("saved_at", { time: time(Date.now()) });
       });
     });
   }
 
   function askReset() {
+    fillWith($("reset-dialog-title"), P.reset_dialog_title, "{name}", $("reset-name"));
     $("reset-name").textContent = (config && config.name) || selected;
     $("reset-dialog").returnValue = "";
     $("reset-dialog").showModal();
@@ -530,7 +550,7 @@
 
   function showError(err) {
     if (err && err.status === 401) return; // already back at the sign-in form
-    $("error-text").textContent = String(err && err.message ? err : "Unexpected error: " + err);
+    $("error-text").textContent = String(err && err.message ? err : tr("unexpected", { error: err }));
     $("error").hidden = false;
   }
 
@@ -539,6 +559,46 @@
   }
 
   // ---- start ---------------------------------------------------------------------------
+
+  // Loads the panel's words, then starts; on failure it stays in English (the HTML's words).
+  function start() {
+    fetch("assets/i18n/panel-" + lang + ".json").then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      return res.json();
+    }).then(function (words) {
+      P = words;
+    }, function () {
+      lang = "en";
+      return fetch("assets/i18n/panel-en.json").then(function (res) { return res.json(); }).then(function (words) { P = words; });
+    }).catch(function () { /* the HTML's English words stay */ }).then(translate).then(init);
+  }
+
+  function translate() {
+    document.documentElement.lang = lang;
+    document.title = P.page_title || document.title;
+    var nodes = document.querySelectorAll("[data-i18n]");
+    for (var i = 0; i < nodes.length; i++) {
+      var word = P[nodes[i].getAttribute("data-i18n")];
+      if (word) nodes[i].textContent = word;
+    }
+    ["aria-label", "placeholder"].forEach(function (attr) {
+      var marked = document.querySelectorAll("[data-i18n-" + attr + "]");
+      for (var j = 0; j < marked.length; j++) {
+        var text = P[marked[j].getAttribute("data-i18n-" + attr)];
+        if (text) marked[j].setAttribute(attr, text);
+      }
+    });
+    var help = $("login-help");
+    if (P.login_help) fillWith(help, P.login_help, "{command}", help.querySelector("code"));
+  }
+
+  // Sets `el`'s text to `text` with the element `node` where `slot` stands (a command or a
+  // name inside a sentence, in whichever place the language puts it).
+  function fillWith(el, text, slot, node) {
+    var at = text.indexOf(slot);
+    if (at < 0) return;
+    el.replaceChildren(text.slice(0, at), node, text.slice(at + slot.length));
+  }
 
   function init() {
     $("login-form").addEventListener("submit", function (event) {
@@ -565,7 +625,7 @@
     $("create-cancel").addEventListener("click", function () { $("create-dialog").close(); });
     $("error-close").addEventListener("click", hideError);
 
-    if (API) $("login-api").textContent = "API: " + API;
+    if (API) $("login-api").textContent = tr("api_at", { api: API });
     var saved = sessionStorage.getItem(KEY_STORE);
     if (saved) {
       signIn(saved).catch(function (err) {
@@ -576,5 +636,5 @@
     }
   }
 
-  init();
+  start();
 })();

@@ -7,9 +7,12 @@
 (function () {
   "use strict";
 
-  var S = window.WR_STRINGS;
   var Q = window.WR_QUEUE;
   var params = new URLSearchParams(location.search);
+  // The page's language: the link's `lang`, else the browser's own order of languages.
+  var lang = window.WR_LANG.pick([params.get("lang")].concat(navigator.languages || [navigator.language]),
+    window.WR_LANG.VISITOR);
+  var S = null; // its strings (assets/i18n/<lang>.json), loaded before anything is drawn
   var eventId = params.get("event_id") || "";
   var API = apiBase();
 
@@ -44,8 +47,9 @@
   var countdown = 0; // ticks the "next try in N seconds" line while offline
   var state = "";
   var announced = { text: "", at: 0 };
-  var numbers = new Intl.NumberFormat(S.lang);
-  var plurals = new Intl.PluralRules(S.lang);
+  var numbers = new Intl.NumberFormat(lang);
+  var plurals = new Intl.PluralRules(lang);
+  var turnNotified = false; // the background nudges (title, sound, notification) go off once
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -219,7 +223,7 @@
   }
 
   function clockTime(ms) {
-    return new Date(ms - (offsetMs || 0)).toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
+    return new Date(ms - (offsetMs || 0)).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
   }
 
   // Asks for the request's position until the room has assigned one. The room answers "not
@@ -254,7 +258,10 @@
   // The shared event document, or null once the page has shown that the event is unknown.
   function readState() {
     return call("GET", ROUTES.state + eventQuery(), null, true).then(function (r) {
-      if (r.status === 200) return r.data;
+      if (r.status === 200) {
+        brand(r.data);
+        return r.data;
+      }
       if (r.status === 404 && r.data.code === "unknown_event") {
         render("unknown");
         return null;
@@ -275,7 +282,12 @@
       var s = Q.standing(doc, place.arrival, roomNow(), place.claimed);
       if (s.kind === "closed") return render("closed", shown(doc, s));
       if (s.kind === "expired") return render("expired", shown(doc, s));
-      if (s.kind === "served") return admit(doc);
+      if (s.kind === "served") {
+        // In a background tab the visitor would land on the site without seeing it and spend
+        // their session away: the page calls them back instead and goes in when they look.
+        if (document.visibilityState === "hidden" && !place.claimed) return yourTurn(doc, s);
+        return admit(doc);
+      }
       if (s.kind === "prequeue") {
         // The order is drawn at the start, so arriving early buys nothing.
         render("prequeue", shown(doc, s), {
@@ -293,10 +305,97 @@
     });
   }
 
+  // The visitor's turn came while the tab was in the background: say so in the tab's title,
+  // with a sound and a notification when the visitor asked for them, and count down the time
+  // left to go in. Looking at the tab again (or "Go in now") claims the token.
+  function yourTurn(doc, s) {
+    var name = doc.name || eventId;
+    var deadline = s.deadlineMs;
+    render("turn", shown(doc, null), {
+      lead: deadline != null ? t("turn_waiting_body", { time: clockTime(deadline) }) : "",
+      go: true
+    });
+    if (deadline != null) startCountdown(Date.now() + (deadline - roomNow()), "claim_left");
+    if (!turnNotified) {
+      turnNotified = true;
+      if (soundOn()) chime();
+      if (window.Notification && Notification.permission === "granted") {
+        try {
+          var note = new Notification(S.notify_title, { body: t("notify_body", { event: name }), tag: "wr-turn:" + eventId });
+          note.onclick = function () { window.focus(); note.close(); };
+        } catch (e) { /* notifications from a page are refused on some phones: the title stays */ }
+      }
+    }
+    // Until the deadline passes: the next poll then shows "expired".
+    schedule(deadline != null ? Math.max(1000, Math.min(30000, deadline - roomNow())) : 30000);
+  }
+
+  // ---- the visitor's nudges ------------------------------------------------------------
+
+  var SOUND_KEY = "wr:sound";
+  var audio = null;
+
+  function soundOn() {
+    try {
+      return localStorage.getItem(SOUND_KEY) === "1";
+    } catch (e) {
+      return $("sound").checked;
+    }
+  }
+
+  // Two soft tones, synthesised (no file to fetch). The audio context is made when the visitor
+  // ticks the box: browsers let a page play sound only after a gesture.
+  function chime() {
+    if (!audio) return;
+    var at = audio.currentTime;
+    [[660, 0], [880, 0.22]].forEach(function (tone) {
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      osc.frequency.value = tone[0];
+      gain.gain.setValueAtTime(0.0001, at + tone[1]);
+      gain.gain.exponentialRampToValueAtTime(0.2, at + tone[1] + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + tone[1] + 0.35);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(at + tone[1]);
+      osc.stop(at + tone[1] + 0.4);
+    });
+  }
+
+  function setSound(on) {
+    try {
+      localStorage.setItem(SOUND_KEY, on ? "1" : "0");
+    } catch (e) { /* the checkbox holds it for this visit */ }
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (on && !audio && Ctx) audio = new Ctx();
+    if (on && audio) chime(); // what it will sound like
+  }
+
+  function showNotifyChoice() {
+    var can = !!window.Notification;
+    $("notify").hidden = !can || Notification.permission !== "default";
+    $("notify-state").hidden = !can || Notification.permission !== "granted";
+  }
+
+  // ---- the operator's words ------------------------------------------------------------
+
+  // The event's own title, logo and colour, as text and checked values only: nothing the
+  // operator types is ever read as HTML.
+  function brand(doc) {
+    $("brand").textContent = doc.title || S.brand;
+    var logo = /^https:\/\//i.test(doc.logo_url || "") ? doc.logo_url : "";
+    if (logo && $("brand-logo").getAttribute("src") !== logo) $("brand-logo").src = logo;
+    $("brand-logo").hidden = !logo;
+    document.querySelector(".brand svg").style.display = logo ? "none" : "";
+    var accent = /^#[0-9a-f]{6}$/i.test(doc.accent_color || "") ? doc.accent_color : "";
+    if (accent) document.documentElement.style.setProperty("--accent", accent);
+    else document.documentElement.style.removeProperty("--accent");
+  }
+
   // What the page shows, from the document and the visitor's standing in it.
   function shown(doc, s) {
     return {
       name: doc.name,
+      title: doc.title || "",
       message: doc.message || "",
       assigned: !!(s && s.place != null),
       queue_number: s ? s.place : null,
@@ -416,13 +515,14 @@
   // ---- drawing -------------------------------------------------------------------------
 
   var TITLES = {
+    turn: "admitted_title",
     joining: "joining_title", waiting: "waiting_title", paused: "paused_title",
     admitted: "admitted_title", expired: "expired_title", ended: "ended_title",
     unknown: "unknown_title", offline: "offline_title", not_open: "not_open_title",
     prequeue: "prequeue_title", closed: "closed_title"
   };
   var LEADS = {
-    joining: "joining_body", waiting: "intro", paused: "paused_body", expired: "expired_body",
+    joining: "joining_body", waiting: "intro", turn: "", paused: "paused_body", expired: "expired_body",
     ended: "ended_body", unknown: "unknown_body", offline: "offline_body", admitted: "",
     not_open: "not_open_body_unknown", prequeue: "prequeue_body_unknown", closed: "closed_body"
   };
@@ -443,7 +543,9 @@
     var message = (st || last || {}).message || "";
     $("message").textContent = message;
     $("message").hidden = !message || next === "unknown";
-    document.title = name ? t("page_title_event", { event: name }) : S.page_title;
+    var title = (st && st.title) || (last && last.title) || "";
+    document.title = next === "turn" ? t("turn_tab_title", { event: name || title || S.brand })
+      : name ? t("page_title_event", { event: name }) : title || S.page_title;
     $("title").textContent = extra.title || S[TITLES[next]];
     var lead = next === "offline" && !place ? "offline_body_new" : LEADS[next];
     $("lead").textContent = extra.lead !== undefined ? extra.lead : (lead ? S[lead] : "");
@@ -456,11 +558,12 @@
     $("token-box").hidden = !extra.token;
     $("copy").hidden = !extra.token;
     $("continue").hidden = !extra.link;
+    $("go-in").hidden = !extra.go;
     $("rejoin").hidden = !(next === "expired" || next === "ended");
     $("retry").hidden = next !== "offline";
     $("note").textContent = extra.note || (showPlace && next !== "offline" ? S.keep_open : "");
     $("updated").textContent = st && next !== "offline" && next !== "unknown"
-      ? t("updated", { time: new Date().toLocaleTimeString(S.lang) }) : "";
+      ? t("updated", { time: new Date().toLocaleTimeString(lang) }) : "";
 
     announce(next, st);
   }
@@ -490,7 +593,7 @@
         ? t("announce_front", { position: num(st.queue_number) })
         : t("announce_waiting", { position: num(st.queue_number), ahead: num(ahead) }, ahead);
     } else if (next === "paused") text = S.announce_paused;
-    else if (next === "admitted") text = S.announce_admitted;
+    else if (next === "admitted" || next === "turn") text = S.announce_admitted;
     else if (next === "expired") text = S.announce_expired;
     else if (next === "offline") text = S.announce_offline;
     else if (next !== "joining") text = $("title").textContent;
@@ -504,14 +607,47 @@
 
   // ---- buttons and lifecycle -----------------------------------------------------------
 
+  // The strings of the page's language, else English's; a page that cannot load either (the
+  // network went as the page came) tries again shortly.
+  function start() {
+    strings(lang).catch(function () {
+      lang = "en";
+      return strings(lang);
+    }).then(function (loaded) {
+      S = loaded;
+      numbers = new Intl.NumberFormat(lang);
+      plurals = new Intl.PluralRules(lang);
+      init();
+    }, function () {
+      setTimeout(start, 3000);
+    });
+  }
+
+  function strings(tag) {
+    return fetch("assets/i18n/" + tag + ".json").then(function (res) {
+      if (!res.ok) throw new Error("strings for " + tag + ": HTTP " + res.status);
+      return res.json();
+    });
+  }
+
   function init() {
-    document.documentElement.lang = S.lang;
+    document.documentElement.lang = lang;
     var nodes = document.querySelectorAll("[data-i18n]");
     for (var i = 0; i < nodes.length; i++) nodes[i].textContent = S[nodes[i].getAttribute("data-i18n")];
     $("continue").textContent = S.admitted_link;
     $("copy").textContent = S.copy;
     $("rejoin").textContent = S.rejoin;
     $("retry").textContent = S.retry_now;
+    $("main").hidden = false;
+    $("foot").hidden = false;
+
+    $("sound").checked = soundOn();
+    $("sound").addEventListener("change", function () { setSound($("sound").checked); });
+    showNotifyChoice();
+    $("notify").addEventListener("click", function () {
+      Notification.requestPermission().then(showNotifyChoice, showNotifyChoice);
+    });
+    $("go-in").addEventListener("click", tick);
 
     $("rejoin").addEventListener("click", function () {
       forget();
@@ -524,7 +660,7 @@
     // Browsers slow timers in background tabs: catch up as soon as the visitor looks again.
     document.addEventListener("visibilitychange", function () {
       var live = state === "waiting" || state === "paused" || state === "offline" || state === "joining" ||
-        state === "not_open" || state === "prequeue";
+        state === "not_open" || state === "prequeue" || state === "turn";
       if (document.visibilityState === "visible" && live) tick();
     });
     tick();
@@ -548,5 +684,5 @@
     }
   }
 
-  init();
+  start();
 })();
