@@ -1269,9 +1269,24 @@ async fn without_javascript_a_visitor_joins_waits_on_a_page_that_refreshes_and_g
     assert!(headers.contains_key("content-security-policy"));
     let refresh: u64 = headers["refresh"].to_str().unwrap().parse().unwrap();
     assert!((5..=30).contains(&refresh), "refresh every {refresh} s");
-    assert!(html.contains(&format!(
-        "<meta http-equiv=\"refresh\" content=\"{refresh}\">"
-    )));
+    // No <meta> refresh (a screen reader cannot stop one); a link stops the reloads instead.
+    assert!(!html.contains("http-equiv"));
+    let stop = format!("{location}&auto=off").replace('&', "&amp;");
+    assert!(
+        html.contains(&format!(
+            "<a href=\"{stop}\" id=\"auto\">自動更新を止める</a>"
+        )),
+        "{html}"
+    );
+    let (_, headers, manual) = page(
+        &app,
+        Method::GET,
+        &format!("{location}&auto=off"),
+        &japanese,
+    )
+    .await;
+    assert!(!headers.contains_key("refresh"), "no reloads once stopped");
+    assert!(manual.contains(">自動更新を再開する</a>"));
     assert!(html.contains("<html lang=\"ja\">"));
     assert!(html.contains(">順番待ちの列に並んでいます<"), "{html}");
     assert!(html.contains("id=\"position\">3<") && html.contains("id=\"ahead\">2<"));

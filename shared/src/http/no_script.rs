@@ -1,7 +1,8 @@
 //! The waiting page for browsers without JavaScript, rendered by the room in the visitor's
 //! language: a form joins the line (`POST /wait`, or the script page's own address, which its
 //! `<noscript>` form posts to); then `GET /wait` shows the place and the people ahead and
-//! reloads itself (a `Refresh` header and its `<meta>` twin) at the pace the room sets for the
+//! reloads itself (a `Refresh` header; a `<meta>` refresh is one a screen reader cannot stop,
+//! and a link here turns the reloads off and on) at the pace the room sets for the
 //! visitor's distance to the front, never faster than every [`MIN_REFRESH_SECS`]; at the
 //! visitor's turn it claims the token and sends them on as the script page does (to the
 //! target with the token, or through the gate's hand-over), or shows the pass to copy.
@@ -48,6 +49,8 @@ pub struct PageQuery {
     lang: Option<String>,
     #[serde(rename = "return")]
     back: Option<String>,
+    /// `off`: the visitor stopped the page refreshing on its own (they refresh it themselves).
+    auto: Option<String>,
 }
 
 impl PageQuery {
@@ -66,6 +69,11 @@ impl PageQuery {
             query.append_pair("return", back);
         }
         format!("{PATH}?{}", query.finish())
+    }
+
+    /// The visitor asked the page not to refresh on its own.
+    fn manual(&self) -> bool {
+        self.auto.as_deref() == Some("off")
     }
 
     /// The address the gate sent the visitor from: a path on the gate, nothing else.
@@ -242,7 +250,15 @@ async fn standing(
             words.text("serving_none").into()
         },
     });
-    page.refresh(refresh);
+    // Screen readers and slow readers may not want the page to reload under them: a link turns
+    // the reloads off (and on again), the page then says to refresh it by hand.
+    let here = q.link(event_id, Some(request_id));
+    if q.manual() {
+        page.manual = Some((here, false));
+    } else {
+        page.refresh(refresh);
+        page.manual = Some((format!("{here}&auto=off"), true));
+    }
     page.respond(StatusCode::OK)
 }
 
@@ -414,6 +430,8 @@ struct Page {
     /// (address, button) of the form that joins the line.
     form: Option<(String, String)>,
     refresh_secs: Option<u64>,
+    /// The link that stops the reloads (`true`), or turns them on again (`false`).
+    manual: Option<(String, bool)>,
 }
 
 impl Page {
@@ -431,6 +449,7 @@ impl Page {
             pass: None,
             form: None,
             refresh_secs: None,
+            manual: None,
         }
     }
 
@@ -481,11 +500,6 @@ impl Page {
              <meta name=\"color-scheme\" content=\"light dark\">\n",
             w.tag()
         ));
-        if let Some(secs) = self.refresh_secs {
-            out.push_str(&format!(
-                "<meta http-equiv=\"refresh\" content=\"{secs}\">\n"
-            ));
-        }
         out.push_str(&format!(
             "<title>{}</title>\n<link rel=\"icon\" href=\"data:,\">\n\
              <link rel=\"stylesheet\" href=\"/assets/room.css\">\n</head>\n\
@@ -563,12 +577,30 @@ impl Page {
                 e(button)
             ));
         }
-        if let Some(secs) = self.refresh_secs {
+        let said = match (self.refresh_secs, &self.manual) {
+            (Some(secs), _) => Some(w.fill("refresh_every", &[("s", &w.number(secs))], Some(secs))),
+            (None, Some(_)) => Some(w.text("refresh_off").to_owned()),
+            (None, None) => None,
+        };
+        if let Some(said) = said {
             out.push_str(&format!(
-                "<p class=\"note\" id=\"note\">{} <a href=\"\">{}</a></p>\n",
-                e(&w.fill("refresh_every", &[("s", &w.number(secs))], Some(secs))),
+                "<p class=\"note\" id=\"note\">{} <a href=\"\">{}</a>",
+                e(&said),
                 e(w.text("refresh_now"))
             ));
+            if let Some((link, on)) = &self.manual {
+                let key = if *on {
+                    "refresh_stop"
+                } else {
+                    "refresh_resume"
+                };
+                out.push_str(&format!(
+                    " · <a href=\"{}\" id=\"auto\">{}</a>",
+                    e(link),
+                    e(w.text(key))
+                ));
+            }
+            out.push_str("</p>\n");
         }
         out.push_str(&format!(
             "</main>\n<footer class=\"foot\"><p>{}</p></footer>\n</body>\n</html>\n",
