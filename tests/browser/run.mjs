@@ -935,6 +935,7 @@ async function visitorsOfEveryKind(base, targetBase, operator) {
     equal(r.status, 201, "create status");
     await joinMany(base, "keys", 5);
     await operator.goto(`${base}/control-panel.html#event=keys`);
+    await operator.reload(); // a new hash alone does not load the panel again
     await waitText(operator, "#ev-name", "Keys");
     const tabTo = async (id) => {
       for (let i = 0; i < 80; i++) {
