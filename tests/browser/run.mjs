@@ -950,10 +950,12 @@ async function visitorsOfEveryKind(base, targetBase, operator) {
     await operator.keyboard.press("Enter");
     await waitText(operator, "#m-serving", "2");
     await tabTo("pause-toggle");
+    const ring = await operator.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert(ring !== "none", "the focused button shows a focus ring");
     await operator.keyboard.press("Space");
     await waitText(operator, "#ev-state", "Paused");
-    const focused = await operator.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
-    assert(focused !== "none", "the focused button shows a focus ring");
+    // The button keeps the focus through the action: Enter on it resumes.
+    await operator.waitForFunction(() => document.activeElement && document.activeElement.id === "pause-toggle");
     await operator.keyboard.press("Enter");
     await waitText(operator, "#ev-state", "Open");
   });

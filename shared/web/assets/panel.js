@@ -281,7 +281,7 @@
   // ---- charts (hand-drawn SVG) ---------------------------------------------------------
 
   // Drawing units of the viewBox; the SVG scales to its card, text included.
-  var W = 420, H = 170, PAD_L = 36, PAD_R = 8, PAD_T = 10, PAD_B = 22;
+  var W = 420, H = 170, PAD_L = 46, PAD_R = 8, PAD_T = 10, PAD_B = 22;
 
   function svgEl(name, attrs, text) {
     var el = document.createElementNS("http://www.w3.org/2000/svg", name);
@@ -362,6 +362,8 @@
   function act(button, work) {
     if (busy) return Promise.resolve();
     busy = true;
+    // A disabled button loses the focus: a keyboard user gets it back when it is enabled again.
+    var focused = button && document.activeElement === button;
     if (button) button.disabled = true;
     hideError();
     return work().then(function (result) {
@@ -370,6 +372,7 @@
     }, showError).then(function (result) {
       busy = false;
       if (button) button.disabled = false;
+      if (focused) button.focus();
       return result;
     });
   }
