@@ -286,8 +286,14 @@ async fn claim(
     let token = &outcome.token.access_token;
     let target = status.target_url.as_str();
     if target.starts_with("https://") || target.starts_with("http://") {
-        let mut url = with_param(target, "wr_token", token);
-        if let Some(back) = q.return_path().filter(|_| is_handoff(target)) {
+        // As the script page: the gate on CloudFront takes the room's edge pass, any other
+        // target the token.
+        let handoff = is_handoff(target);
+        let mut url = match outcome.edge_pass.as_ref().filter(|_| handoff) {
+            Some(pass) => with_param(target, "wr_pass", &pass.value),
+            None => with_param(target, "wr_token", token),
+        };
+        if let Some(back) = q.return_path().filter(|_| handoff) {
             url = with_param(&url, "return", back);
         }
         return Redirect::to(&url).into_response();
