@@ -1,14 +1,14 @@
 //! The `EnqueueBuffer` contract: what enqueue sends, the consumer gets back, whole. The memory
-//! buffer always; SQS when `WR_TEST_AWS_ENDPOINT` points at moto (see `infra/moto.sh`), on a
+//! buffer and the durable one (which also keeps what it took across a restart) always; SQS when `WR_TEST_AWS_ENDPOINT` points at moto (see `infra/moto.sh`), on a
 //! small queue of its own that the case drains and deletes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use waiting_room_core::adapters::aws::{TEST_ENDPOINT_VAR, test_endpoint};
-use waiting_room_core::adapters::{AwsConfig, MemoryBuffer, SqsBuffer};
-use waiting_room_core::domain::{EnqueueRequest, EventId, RequestId};
-use waiting_room_core::ports::{BufferError, EnqueueBuffer};
+use waiting_room_core::adapters::{AwsConfig, DurableStore, MemoryBuffer, SqsBuffer};
+use waiting_room_core::domain::{EnqueueRequest, EventConfig, EventId, RequestId};
+use waiting_room_core::ports::{BufferError, EnqueueBuffer, Store};
 use waiting_room_tests::unique_suffix;
 
 fn requests(n: usize) -> Vec<EnqueueRequest> {
@@ -39,6 +39,39 @@ async fn memory_buffer_hands_back_what_was_sent() {
     ));
     assert_eq!(buffer.next_batch(10).await, sent);
     assert!(buffer.is_empty());
+}
+
+#[tokio::test]
+async fn durable_buffer_hands_back_what_was_sent_and_keeps_what_was_not_placed() {
+    let dir = std::env::temp_dir().join(format!("wr-contract-buffer-{}", unique_suffix()));
+    let (store, _) = DurableStore::open(&dir).await.expect("open");
+    let event_id = EventId::parse("sale").expect("event id");
+    store
+        .create_event(&EventConfig::new(event_id.clone()), 0)
+        .await
+        .expect("create event");
+    let queue = Arc::new(MemoryBuffer::new(5));
+    let buffer = store.buffer(queue.clone());
+    let sent = requests(5);
+    send_all(&buffer, &sent).await;
+    assert!(matches!(
+        buffer.send(&requests(1)[0]).await,
+        Err(BufferError::Full)
+    ));
+    let taken = queue.next_batch(2).await;
+    assert_eq!(taken, sent[..2]);
+    // The consumer places the first two; the process stops before the other three.
+    store
+        .assign_positions(&event_id, &taken, 1)
+        .await
+        .expect("assign");
+    store.close();
+
+    let (reopened, recovered) = DurableStore::open(&dir).await.expect("reopen");
+    reopened.close();
+    let _ = std::fs::remove_dir_all(&dir);
+    // Neither the placed joins nor the one refused as full come back; the rest do, in order.
+    assert_eq!(recovered.waiting, sent[2..]);
 }
 
 #[tokio::test]

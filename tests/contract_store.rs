@@ -1,6 +1,8 @@
-//! The `Store` contract, written once and run against every store: the in-memory one always,
-//! the DynamoDB one when `WR_TEST_AWS_ENDPOINT` points at moto (see `infra/moto.sh`). Each
-//! DynamoDB case gets its own freshly created table, so cases run in parallel.
+//! The `Store` contract, written once and run against every store: the in-memory one and the
+//! durable one (in a data directory of its own per case) always, the DynamoDB one when
+//! `WR_TEST_AWS_ENDPOINT` points at moto (see `infra/moto.sh`). Each DynamoDB case gets its own
+//! freshly created table, so cases run in parallel. After each durable case the directory is
+//! opened again and its replay must hold exactly what the store held.
 //!
 //! ```text
 //! cargo test -p waiting-room-tests --test contract_store                  # memory only
@@ -13,7 +15,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use waiting_room_core::adapters::aws::{TEST_ENDPOINT_VAR, test_endpoint};
-use waiting_room_core::adapters::{AwsConfig, DynamoStore, MemoryStore};
+use waiting_room_core::adapters::{AwsConfig, DurableStore, DynamoStore, MemoryStore};
 use waiting_room_core::domain::exits::{BUCKET_MS, SETTLE_MS};
 use waiting_room_core::domain::{
     Admission, BypassCode, Draw, EnqueueRequest, EventConfig, EventCounters, EventId, RequestId,
@@ -31,6 +33,8 @@ const T0_MS: i64 = 1_767_225_600_000;
 struct Backend {
     store: Arc<dyn Store>,
     dynamo: Option<DynamoStore>,
+    /// The durable store and its data directory.
+    durable: Option<(DurableStore, std::path::PathBuf)>,
     /// Visitors in the bulk cases: moto does ~170 writes/s, memory millions.
     scale: usize,
 }
@@ -40,6 +44,20 @@ impl Backend {
         Self {
             store: Arc::new(MemoryStore::new()),
             dynamo: None,
+            durable: None,
+            scale: 10_000,
+        }
+    }
+
+    /// A durable store in a new data directory.
+    async fn durable(case: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wr-contract-{case}-{}", unique_suffix()));
+        let (store, recovered) = DurableStore::open(&dir).await.expect("open the data dir");
+        assert_eq!(recovered.records, 0, "a new directory holds nothing");
+        Self {
+            store: Arc::new(store.clone()),
+            dynamo: None,
+            durable: Some((store, dir)),
             scale: 10_000,
         }
     }
@@ -59,6 +77,7 @@ impl Backend {
         Some(Self {
             store: Arc::new(store.clone()),
             dynamo: Some(store),
+            durable: None,
             scale: 300,
         })
     }
@@ -66,6 +85,17 @@ impl Backend {
     async fn finish(self) {
         if let Some(store) = self.dynamo {
             let _ = store.delete_table().await;
+        }
+        if let Some((store, dir)) = self.durable {
+            store.close();
+            let (replayed, _) = DurableStore::open(&dir).await.expect("reopen the data dir");
+            let same = replayed
+                .working_set()
+                .same_state_as(store.working_set())
+                .expect("compare");
+            replayed.close();
+            let _ = std::fs::remove_dir_all(&dir);
+            assert!(same, "the journal replays to the state it was written from");
         }
     }
 
@@ -85,6 +115,16 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     let backend = super::Backend::memory();
+                    super::$case(&backend).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+        mod durable {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let backend = super::Backend::durable(stringify!($case)).await;
                     super::$case(&backend).await;
                     backend.finish().await;
                 }

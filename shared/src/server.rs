@@ -1,10 +1,12 @@
 //! The whole waiting room in one process: HTTP API and pages, the batch consumer and the
-//! strategy runner. By default on the in-memory adapters; with [`LocalStore::Aws`] on DynamoDB
-//! and SQS (AWS or an emulator), through the adapters the Lambdas use. The `waiting-room`
+//! strategy runner. By default on the in-memory adapters; with [`LocalStore::Durable`] on the
+//! same, journaled to a data directory; with [`LocalStore::Aws`] on DynamoDB and SQS (AWS or an
+//! emulator), through the adapters the Lambdas use. The `waiting-room`
 //! binary and the end-to-end tests both start it through [`LocalRoom`], on a [`Listener`] they
 //! choose.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::adapters::sqs::Received;
 use crate::adapters::{
-    AwsConfig, AwsSettings, DynamoStore, MemoryBuffer, MemoryStore, SqsBuffer, SystemClock,
+    AwsConfig, AwsSettings, DurableStore, DynamoStore, MemoryBuffer, MemoryStore, SqsBuffer,
+    SystemClock,
 };
 use crate::domain::{EnqueueRequest, EventConfig, EventId};
 use crate::error::Error;
@@ -43,6 +46,9 @@ pub enum LocalStore {
     /// In this process: nothing to set up, gone when it stops.
     #[default]
     Memory,
+    /// In this process, every change journaled to a data directory before it is answered:
+    /// a restart (or a crash) loses nothing that was accepted.
+    Durable { dir: PathBuf },
     /// A DynamoDB table and an SQS queue; `create_missing` creates them first (for emulators:
     /// on AWS the SAM template owns them).
     Aws {
@@ -87,8 +93,22 @@ impl LocalSettings {
 /// Where enqueued visitors wait for a position, and so which consumer runs.
 #[derive(Clone)]
 enum Intake {
-    Memory(Arc<MemoryBuffer>),
+    /// Joins go through `front` (the queue itself, or a journal in front of it) into `queue`,
+    /// which the consumer drains.
+    Memory {
+        front: Arc<dyn EnqueueBuffer>,
+        queue: Arc<MemoryBuffer>,
+    },
     Sqs(SqsBuffer),
+}
+
+impl Intake {
+    fn memory(queue: Arc<MemoryBuffer>) -> Self {
+        Self::Memory {
+            front: queue.clone(),
+            queue,
+        }
+    }
 }
 
 /// A wired room, before it serves (a clone shares the room, its store and buffer).
@@ -106,8 +126,25 @@ impl LocalRoom {
         let (store, intake): (Arc<dyn Store>, Intake) = match settings.store {
             LocalStore::Memory => (
                 Arc::new(MemoryStore::new()),
-                Intake::Memory(Arc::new(MemoryBuffer::new(BUFFER_CAPACITY))),
+                Intake::memory(Arc::new(MemoryBuffer::new(BUFFER_CAPACITY))),
             ),
+            LocalStore::Durable { dir } => {
+                let (store, recovered) = DurableStore::open(&dir).await?;
+                let queue = Arc::new(MemoryBuffer::new(BUFFER_CAPACITY));
+                let waiting = recovered.waiting.len();
+                for request in recovered.waiting {
+                    queue.push(request);
+                }
+                tracing::info!(
+                    dir = %dir.display(),
+                    changes = recovered.records,
+                    waiting,
+                    took_ms = recovered.took.as_millis() as u64,
+                    "data directory replayed"
+                );
+                let front = Arc::new(store.buffer(queue.clone()));
+                (Arc::new(store), Intake::Memory { front, queue })
+            }
             LocalStore::Aws {
                 aws,
                 resources,
@@ -126,7 +163,7 @@ impl LocalRoom {
             }
         };
         let buffer: Arc<dyn EnqueueBuffer> = match &intake {
-            Intake::Memory(buffer) => buffer.clone(),
+            Intake::Memory { front, .. } => front.clone(),
             Intake::Sqs(queue) => Arc::new(queue.clone()),
         };
         let keys = Arc::new(KeyRing::new(settings.signing_key, vec![]));
@@ -149,11 +186,11 @@ impl LocalRoom {
         })
     }
 
-    /// The buffer enqueued visitors wait in, when the room is on the memory store (tests drain
+    /// The buffer enqueued visitors wait in, when the room is in this process (tests drain
     /// it themselves instead of serving).
     pub fn memory_buffer(&self) -> Option<Arc<MemoryBuffer>> {
         match &self.intake {
-            Intake::Memory(buffer) => Some(buffer.clone()),
+            Intake::Memory { queue, .. } => Some(queue.clone()),
             Intake::Sqs(_) => None,
         }
     }
@@ -182,9 +219,9 @@ impl LocalRoom {
         let drain = listener.settings().drain_timeout;
         let stop = CancellationToken::new();
         let consumer = match &self.intake {
-            Intake::Memory(buffer) => tokio::spawn(run_memory_consumer(
+            Intake::Memory { queue, .. } => tokio::spawn(run_memory_consumer(
                 self.room.clone(),
-                buffer.clone(),
+                queue.clone(),
                 stop.clone(),
             )),
             Intake::Sqs(queue) => {

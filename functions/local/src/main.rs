@@ -1,11 +1,12 @@
-//! `waiting-room`: the whole waiting room in one local process, on the in-memory store or on
-//! DynamoDB and SQS.
+//! `waiting-room`: the whole waiting room in one local process, in memory, journaled to a data
+//! directory, or on DynamoDB and SQS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use waiting_room_core::adapters::durable::SIGNING_KEY_FILE;
 use waiting_room_core::adapters::{AwsConfig, AwsSettings};
 use waiting_room_core::domain::EventId;
 use waiting_room_core::gate::{self, Gate, GateSettings};
@@ -57,7 +58,14 @@ struct ServeArgs {
         default_value = "demo"
     )]
     events: Vec<String>,
-    /// Signing key (PEM); created there if missing. Without it a key is generated per run.
+    /// Keep the room in this directory (created if missing): positions, counters, serving
+    /// moves, tokens, ended sessions, codes, the audit trail, joins not yet placed and the
+    /// signing key survive a stop, a crash or `kill -9`, and a restart on the same directory
+    /// goes on where the room stopped. Without it the room lives in memory only.
+    #[arg(long, env = "WR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Signing key (PEM); created there if missing. Without it the key is the data
+    /// directory's, or one generated per run.
     #[arg(long, env = "WR_KEY_FILE")]
     key_file: Option<PathBuf>,
     /// Algorithm of a generated key.
@@ -220,7 +228,8 @@ fn write_private(path: &std::path::Path, contents: &str) -> Result<(), String> {
 }
 
 fn load_key(args: &ServeArgs) -> Result<SigningKey, String> {
-    match &args.key_file {
+    let in_data_dir = args.data_dir.as_ref().map(|dir| dir.join(SIGNING_KEY_FILE));
+    match args.key_file.as_ref().or(in_data_dir.as_ref()) {
         Some(path) if path.exists() => {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -236,6 +245,15 @@ fn load_key(args: &ServeArgs) -> Result<SigningKey, String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    if let Some(dir) = &args.data_dir {
+        if args.store == StoreKind::Dynamodb {
+            return Err(
+                "--data-dir keeps the room in this process: not with --store dynamodb".into(),
+            );
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let signing_key = load_key(&args)?;
     // A key the operator chose is theirs to know: only a generated one is printed.
     let (admin_key, generated) = match args.admin_key.clone() {
@@ -273,7 +291,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (StoreKind::Dynamodb, _, _) => {
             return Err("--store dynamodb needs --table and --queue-url".into());
         }
-        (StoreKind::Memory, _, _) => LocalStore::Memory,
+        (StoreKind::Memory, _, _) => match &args.data_dir {
+            Some(dir) => LocalStore::Durable { dir: dir.clone() },
+            None => LocalStore::Memory,
+        },
     };
     let local = LocalRoom::build(settings)
         .await
@@ -310,10 +331,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     } else {
         println!("  admin key      as given (--admin-key or WR_ADMIN_KEY)");
     }
-    if let (StoreKind::Dynamodb, Some(table), Some(queue_url)) =
-        (args.store, &args.table, &args.queue_url)
-    {
-        println!("  store          DynamoDB table {table}, SQS queue {queue_url}");
+    match (args.store, &args.table, &args.queue_url, &args.data_dir) {
+        (StoreKind::Dynamodb, Some(table), Some(queue_url), _) => {
+            println!("  store          DynamoDB table {table}, SQS queue {queue_url}");
+        }
+        (_, _, _, Some(dir)) => println!("  store          data directory {}", dir.display()),
+        _ => println!(
+            "  store          memory: gone when the process stops (--data-dir DIR keeps it)"
+        ),
     }
     let signal = stop_signal().map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
     // Ctrl-C or SIGTERM stops the room and the gate together.

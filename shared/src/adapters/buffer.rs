@@ -59,6 +59,20 @@ impl MemoryBuffer {
         self.ready.notify_one();
     }
 
+    /// Whether a send now would be refused as [`BufferError::Full`].
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity
+    }
+
+    /// Appends a request already accepted elsewhere (journaled, or found in the journal on
+    /// start): the bound was checked when it was accepted.
+    pub fn push(&self, request: EnqueueRequest) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.push_back(request);
+        }
+        self.ready.notify_one();
+    }
+
     pub fn len(&self) -> usize {
         self.queue.lock().map(|q| q.len()).unwrap_or(0)
     }

@@ -21,7 +21,7 @@ use crate::ports::{
 /// Audit entries kept per event; older ones are dropped.
 const AUDIT_KEEP: usize = 1_000;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct EventData {
     config: EventConfig,
     /// Queue and serving counters, and the exit counts as last settled.
@@ -87,6 +87,36 @@ fn poisoned() -> StoreError {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether `other` holds exactly the same events, requests, tokens, moves, codes and audit
+    /// trail (how a replay of a journal is checked against the store it was written from).
+    pub fn same_state_as(&self, other: &MemoryStore) -> Result<bool, StoreError> {
+        let events = |store: &MemoryStore| -> Result<Vec<_>, StoreError> {
+            let events = store.events.read().map_err(|_| poisoned())?;
+            Ok(events
+                .iter()
+                .map(|(id, data)| (id.clone(), data.clone()))
+                .collect())
+        };
+        let (mine, theirs) = (events(self)?, events(other)?);
+        if mine.len() != theirs.len() {
+            return Ok(false);
+        }
+        for ((my_id, mine), (their_id, theirs)) in mine.iter().zip(&theirs) {
+            if my_id != their_id {
+                return Ok(false);
+            }
+            if Arc::ptr_eq(mine, theirs) {
+                continue;
+            }
+            let mine = mine.lock().map_err(|_| poisoned())?;
+            let theirs = theirs.lock().map_err(|_| poisoned())?;
+            if *mine != *theirs {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn event(&self, event_id: &EventId) -> Result<Option<Arc<Mutex<EventData>>>, StoreError> {

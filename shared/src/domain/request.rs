@@ -123,7 +123,8 @@ impl SessionStatus {
 }
 
 /// How a session ended, as `update_session` reports it (1 completed, -1 abandoned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SessionEnd {
     Completed,
     Abandoned,
@@ -236,7 +237,8 @@ impl ServingIncrement {
 }
 
 /// How a claiming visitor was let in: what its claim counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Admission {
     /// Through the line, at `position`, by a serving move whose claim window closes at
     /// `claim_by_ms`.
