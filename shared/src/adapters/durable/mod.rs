@@ -399,9 +399,9 @@ impl Store for DurableStore {
     }
 }
 
-/// The enqueue buffer of the local server with `--data-dir`: a join is journaled before it is
-/// answered `202`, then handed to the in-memory queue the consumer drains. Joins of one group
-/// commit share one disk sync.
+/// The enqueue buffer of the local server with `--data-dir`: a join is handed to the in-memory
+/// queue the consumer drains and answered `202` once it is journaled. Joins of one group commit
+/// share one disk sync.
 pub struct DurableBuffer {
     journal: Arc<Journal>,
     queue: Arc<MemoryBuffer>,
@@ -421,8 +421,11 @@ impl EnqueueBuffer for DurableBuffer {
                 request: request.clone(),
             })
             .map_err(unavailable)?;
-        self.journal.committed(ticket).await.map_err(unavailable)?;
+        // Queued before the commit, so a caller that goes away while waiting (a client that
+        // hangs up) still has its join placed. The consumer's batch is journaled after this
+        // record, so it never lands on disk without it.
         self.queue.push(request.clone());
+        self.journal.committed(ticket).await.map_err(unavailable)?;
         Ok(())
     }
 }
