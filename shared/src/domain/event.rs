@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::challenge::ChallengeSettings;
 use super::strategy::Strategy;
 use crate::error::Error;
 
@@ -122,6 +123,9 @@ pub struct EventConfig {
     /// A note from the operator that every waiting page shows (empty: none).
     #[serde(default)]
     pub message: String,
+    /// Whether joining needs a solved proof of work, and how hard it is.
+    #[serde(default)]
+    pub challenge: ChallengeSettings,
     /// When the operator last changed the config (ms since the epoch; set by the room, not by
     /// the operator): with the counters' own change times, the validator of what pages poll.
     #[serde(default)]
@@ -174,6 +178,7 @@ impl EventConfig {
             draw: None,
             authorizer_fail_open: false,
             message: String::new(),
+            challenge: ChallengeSettings::default(),
             updated_at_ms: 0,
         }
     }
@@ -234,6 +239,7 @@ impl EventConfig {
         if let Some(limit) = self.rate_limit_per_min {
             check_count("rate_limit_per_min", limit, 1)?;
         }
+        self.challenge.validate()?;
         self.strategy.validate()
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::WaitingRoom;
 use crate::domain::event::check_count;
 use crate::domain::{
-    BypassCode, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
+    BypassCode, ChallengeCounts, ChallengeMode, ChallengeSettings, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
     ServingIncrement, SessionEnd, Strategy, eta,
 };
 use crate::error::Error;
@@ -31,6 +31,7 @@ pub struct NewEvent {
     pub safety_net: Option<bool>,
     pub authorizer_fail_open: Option<bool>,
     pub message: Option<String>,
+    pub challenge: Option<ChallengeSettings>,
 }
 
 impl NewEvent {
@@ -66,6 +67,9 @@ impl NewEvent {
         }
         if let Some(message) = self.message {
             config.message = message;
+        }
+        if let Some(challenge) = self.challenge {
+            config.challenge = challenge;
         }
         config
     }
@@ -105,6 +109,9 @@ pub struct EventMetrics {
     pub admission_rate_per_min: f64,
     /// Serving counter moves of the last few minutes, for the admission chart.
     pub recent_admissions: Vec<ServingIncrement>,
+    /// Join challenges issued, solved and refused, as this process counted them (on AWS the
+    /// `challenges_total` metric counts them across the functions).
+    pub challenges: ChallengeCounts,
     pub at_ms: i64,
 }
 
@@ -372,6 +379,7 @@ impl WaitingRoom {
             admission_rate_per_min: (rate * 600.0).round() / 10.0,
             counters,
             recent_admissions,
+            challenges: self.guard.counts(event_id),
             at_ms: now,
         })
     }
@@ -413,6 +421,13 @@ fn describe(config: &EventConfig) -> String {
     }
     if config.authorizer_fail_open {
         parts.push("authorizer fails open".into());
+    }
+    match config.challenge.mode {
+        ChallengeMode::Off => {}
+        mode => parts.push(format!(
+            "join challenge {mode:?} at {} bits",
+            config.challenge.difficulty
+        )),
     }
     let Schedule {
         prequeue_at_ms,

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::schema::{Item, attr, boolean, num, strategy_field, string};
 use crate::domain::exits::Stripe;
 use crate::domain::{
-    Draw, EventConfig, EventCounters, EventId, RequestId, RequestRecord, Schedule,
+    ChallengeSettings, Draw, EventConfig, EventCounters, EventId, RequestId, RequestRecord, Schedule,
     ServingIncrement, SessionStatus, Strategy, TokenRecord,
 };
 use crate::ports::{AuditEntry, StoreError};
@@ -85,6 +85,8 @@ struct EventOptions {
     #[serde(default)]
     message: String,
     #[serde(default)]
+    challenge: ChallengeSettings,
+    #[serde(default)]
     updated_at_ms: i64,
 }
 
@@ -121,6 +123,7 @@ fn options_json(config: &EventConfig) -> String {
         safety_net: config.safety_net,
         authorizer_fail_open: config.authorizer_fail_open,
         message: config.message.clone(),
+        challenge: config.challenge,
         updated_at_ms: config.updated_at_ms,
     };
     // A struct of plain fields always serialises.
@@ -171,6 +174,7 @@ impl TryFrom<&Item> for EventConfig {
             safety_net: options.safety_net,
             authorizer_fail_open: options.authorizer_fail_open,
             message: options.message,
+            challenge: options.challenge,
             updated_at_ms: options.updated_at_ms,
             draw,
         })
