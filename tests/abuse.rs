@@ -71,7 +71,10 @@ async fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_join_budget()
     let distinct = fifty_joins(&base, |n| format!("1.2.3.4, 203.0.113.{n}")).await;
     assert_eq!(count(&distinct, 202), 50, "{distinct:?}");
     let one = fifty_joins(&base, |_| "198.51.100.7".into()).await;
-    assert!(count(&one, 429) > 0, "one forwarded address is limited: {one:?}");
+    assert!(
+        count(&one, 429) > 0,
+        "one forwarded address is limited: {one:?}"
+    );
     assert!(count(&one, 202) < 50, "{one:?}");
 }
 
@@ -269,7 +272,10 @@ async fn with_the_challenge_on_a_join_without_a_solution_gets_no_place() {
     .await;
     assert_eq!(made_up.status, StatusCode::FORBIDDEN);
     assert_eq!(made_up.body["code"], "challenge_failed");
-    assert!(made_up.body["challenge"]["challenge"].is_string(), "a fresh one to solve");
+    assert!(
+        made_up.body["challenge"]["challenge"].is_string(),
+        "a fresh one to solve"
+    );
     drain(&local).await;
     let m = metrics(&router).await;
     assert_eq!(m["counters"]["queue_counter"], 0, "no place given");
@@ -352,7 +358,10 @@ async fn an_expired_or_altered_challenge_is_refused_with_a_fresh_one() {
 /// The difficulty the room asks of `client`'s next join.
 async fn asked(room: &WaitingRoom, client: &str) -> u8 {
     let address: IpAddr = client.parse().unwrap();
-    match room.join(&EventId::parse("demo").unwrap(), Some(address), None).await {
+    match room
+        .join(&EventId::parse("demo").unwrap(), Some(address), None)
+        .await
+    {
         Err(Error::Challenge(demand)) => demand.challenge.difficulty,
         other => panic!("expected a challenge, got {other:?}"),
     }
@@ -378,7 +387,11 @@ async fn difficulty_rises_with_joins_from_one_address_and_with_join_pressure() {
     assert_eq!(asked(&room, "192.0.2.1").await, 8);
     // Joins from many addresses at once: the pressure raises everyone's.
     for n in 0..2_000u32 {
-        asked(&room, &IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n)).to_string()).await;
+        asked(
+            &room,
+            &IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n)).to_string(),
+        )
+        .await;
     }
     assert!(asked(&room, "192.0.2.9").await > 8, "under pressure");
 }
@@ -396,7 +409,14 @@ async fn adaptive_mode_asks_only_past_its_threshold_or_of_a_busy_address() {
         pressure_joins_per_sec: 1_000,
     };
     config["challenge"] = serde_json::to_value(settings).unwrap();
-    let put = call(&router, Method::PUT, "/admin/events/demo", Some(config), &admin()).await;
+    let put = call(
+        &router,
+        Method::PUT,
+        "/admin/events/demo",
+        Some(config),
+        &admin(),
+    )
+    .await;
     assert_eq!(put.status, StatusCode::OK);
     let room = local.room.clone();
     let demo = EventId::parse("demo").unwrap();
@@ -408,5 +428,8 @@ async fn adaptive_mode_asks_only_past_its_threshold_or_of_a_busy_address() {
     }
     assert_eq!(free, 10, "an address joins freely up to its share");
     let other: IpAddr = "192.0.2.2".parse().unwrap();
-    assert!(room.join(&demo, Some(other), None).await.is_ok(), "others still join freely");
+    assert!(
+        room.join(&demo, Some(other), None).await.is_ok(),
+        "others still join freely"
+    );
 }

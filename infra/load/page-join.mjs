@@ -23,7 +23,8 @@ if (!base || !eventId || !/^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(base)) {
 const browser = await chromium.launch({
   executablePath: process.env.WR_CHROMIUM || "/usr/bin/chromium",
   headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const times = [];
 try {

@@ -34,7 +34,13 @@ fn challenges(c: &mut Criterion) {
         })
     });
 
-    let issued = challenge::issue(ring.challenge_key(), &event, client, DEFAULT_DIFFICULTY, NOW_MS);
+    let issued = challenge::issue(
+        ring.challenge_key(),
+        &event,
+        client,
+        DEFAULT_DIFFICULTY,
+        NOW_MS,
+    );
     let nonce = challenge::solve(&issued.challenge, DEFAULT_DIFFICULTY);
     group.bench_function("verify", |b| {
         b.iter(|| {
@@ -66,8 +72,13 @@ fn challenges(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("solve_default_difficulty", |b| {
         b.iter(|| {
-            let fresh =
-                challenge::issue(ring.challenge_key(), &event, client, DEFAULT_DIFFICULTY, NOW_MS);
+            let fresh = challenge::issue(
+                ring.challenge_key(),
+                &event,
+                client,
+                DEFAULT_DIFFICULTY,
+                NOW_MS,
+            );
             challenge::solve(&fresh.challenge, DEFAULT_DIFFICULTY)
         })
     });

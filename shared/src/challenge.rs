@@ -52,14 +52,24 @@ pub enum Refusal {
 }
 
 /// A join answered with a challenge to solve: none was sent, or the one sent was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", match .refused { Some(why) => why.to_string(), None => "this join needs a solved challenge".into() })]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Demand {
     /// Why the solution sent was refused; `None` when none was sent.
     pub refused: Option<Refusal>,
     /// A fresh challenge to solve.
     pub challenge: Challenge,
 }
+
+impl std::fmt::Display for Demand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.refused {
+            Some(why) => write!(f, "{why}: solve the challenge given"),
+            None => f.write_str("this join needs a solved challenge: solve the one given"),
+        }
+    }
+}
+
+impl std::error::Error for Demand {}
 
 /// A verified solution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +184,7 @@ pub fn verify<'a>(
     }
     let key = keys
         .into_iter()
-        .find(|key| bool::from(mac(key, event, client, fields).ct_eq(&given)))
+        .find(|key| bool::from(mac(key, event, client, fields)[..].ct_eq(&given[..])))
         .ok_or(Refusal::Forged)?;
     if now_ms >= expires_at_ms {
         return Err(Refusal::Expired);
@@ -235,13 +245,26 @@ mod tests {
             .find(|n| solves(&issued.challenge, n, 8))
             .unwrap();
         assert_eq!(
-            verify([&room], &event("demo"), client("192.0.2.1"), &issued.challenge, &other, NOW)
-                .map(|s| s.request_seed),
+            verify(
+                [&room],
+                &event("demo"),
+                client("192.0.2.1"),
+                &issued.challenge,
+                &other,
+                NOW
+            )
+            .map(|s| s.request_seed),
             Ok(solved.request_seed)
         );
-        assert_eq!(check(&room, "other", "192.0.2.1", NOW), Err(Refusal::Forged));
+        assert_eq!(
+            check(&room, "other", "192.0.2.1", NOW),
+            Err(Refusal::Forged)
+        );
         assert_eq!(check(&room, "demo", "192.0.2.2", NOW), Err(Refusal::Forged));
-        assert_eq!(check(&key(b"elsewhere"), "demo", "192.0.2.1", NOW), Err(Refusal::Forged));
+        assert_eq!(
+            check(&key(b"elsewhere"), "demo", "192.0.2.1", NOW),
+            Err(Refusal::Forged)
+        );
         assert_eq!(
             check(&room, "demo", "192.0.2.1", NOW + CHALLENGE_TTL_MS),
             Err(Refusal::Expired)
@@ -253,7 +276,17 @@ mod tests {
         let (old, new) = (key(b"old"), key(b"new"));
         let issued = issue(&old, &event("demo"), None, 4, NOW);
         let nonce = solve(&issued.challenge, 4);
-        assert!(verify([&new, &old], &event("demo"), None, &issued.challenge, &nonce, NOW).is_ok());
+        assert!(
+            verify(
+                [&new, &old],
+                &event("demo"),
+                None,
+                &issued.challenge,
+                &nonce,
+                NOW
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -279,7 +312,11 @@ mod tests {
             (issued.challenge.as_str(), "1 2"),
             (&"9".repeat(200), nonce.as_str()),
         ] {
-            assert_eq!(verify_at(challenge, nonce), Err(Refusal::Malformed), "{challenge:?}");
+            assert_eq!(
+                verify_at(challenge, nonce),
+                Err(Refusal::Malformed),
+                "{challenge:?}"
+            );
         }
         assert!(verify_at(&issued.challenge, &nonce).is_ok());
     }

@@ -134,7 +134,10 @@ mod tests {
         assert_eq!(ClientKey::of(a), ClientKey::of(b));
         assert_ne!(ClientKey::of(a), ClientKey::of(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(ClientKey::of(mapped), ClientKey::of("192.0.2.7".parse().unwrap()));
+        assert_eq!(
+            ClientKey::of(mapped),
+            ClientKey::of("192.0.2.7".parse().unwrap())
+        );
     }
 
     #[test]
@@ -158,6 +161,10 @@ mod tests {
             let _ = counts.add(key(n), 20.0, 0);
             assert!(counts.len() <= 1_000);
         }
-        assert_eq!(counts.add(limited, 20.0, 0), Err(20.0), "still at its limit");
+        assert_eq!(
+            counts.add(limited, 20.0, 0),
+            Err(20.0),
+            "still at its limit"
+        );
     }
 }

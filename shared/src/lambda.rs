@@ -19,8 +19,8 @@ use crate::adapters::pass_keys::{KeyChanges, PassKeyStoreError};
 use crate::adapters::{AwsConfig, DynamoStore, PassKeyStore, SecretKeys, SqsBuffer, SystemClock};
 use crate::domain::{EnqueueRequest, EventConfig, EventId, Strategy};
 use crate::gate::edge::EdgePasses;
-use crate::http::{AdminKey, TrustedProxies};
 use crate::http::admin::Actor;
+use crate::http::{AdminKey, TrustedProxies};
 use crate::service::{CacheSettings, WaitingRoom};
 use crate::token::TokenIssuer;
 
@@ -389,7 +389,7 @@ pub fn strategy_every_from_env() -> Result<Duration, StartupError> {
 pub fn trusted_proxies_from_env() -> Result<TrustedProxies, StartupError> {
     let blocks = env_parsed::<String>("WR_TRUSTED_PROXIES")?.unwrap_or_default();
     let blocks: Vec<&str> = blocks.split(',').collect();
-    TrustedProxies::parse(&blocks)
+    TrustedProxies::parse(&blocks[..])
         .map(TrustedProxies::with_cloudfront_viewer_address)
         .map_err(|e| StartupError::Invalid("WR_TRUSTED_PROXIES", e))
 }

@@ -86,7 +86,11 @@ struct ServeArgs {
     /// A proxy in front of the room (an address or a CIDR block, repeatable): behind it the
     /// client is the rightmost `X-Forwarded-For` entry that is not a trusted proxy. Without
     /// it, the client is the connection's peer and `X-Forwarded-For` is ignored.
-    #[arg(long = "trusted-proxy", env = "WR_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "WR_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     trusted_proxies: Vec<String>,
     /// Where positions, counters and tokens live: in this process, or in DynamoDB with
     /// enqueues buffered on SQS (region, credentials and `AWS_ENDPOINT_URL` from the
@@ -269,8 +273,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         joins: limit(args.join_rate, args.join_burst),
         lookups: limit(args.lookup_rate, args.lookup_burst),
     };
-    settings.trusted_proxies =
-        TrustedProxies::parse(&args.trusted_proxies).map_err(|e| format!("--trusted-proxy: {e}"))?;
+    settings.trusted_proxies = TrustedProxies::parse(&args.trusted_proxies[..])
+        .map_err(|e| format!("--trusted-proxy: {e}"))?;
     settings.store = match (args.store, args.table.clone(), args.queue_url.clone()) {
         (StoreKind::Dynamodb, Some(table), Some(queue_url)) => LocalStore::Aws {
             aws: AwsConfig::from_env().await,

@@ -73,7 +73,9 @@ fn doublings(value: f64, base: f64, cap: u8) -> u8 {
     if value <= base || base <= 0.0 {
         return 0;
     }
-    ((value / base).log2().floor() as u8).saturating_add(1).min(cap)
+    ((value / base).log2().floor() as u8)
+        .saturating_add(1)
+        .min(cap)
 }
 
 impl ChallengeSettings {

@@ -13,7 +13,6 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
@@ -216,7 +215,10 @@ mod tests {
         let plain = TrustedProxies::parse(&["130.176.0.0/16"]).unwrap();
         assert_eq!(plain.client(ip("130.176.1.1"), &viewer), ip("198.51.100.3"));
         let cloudfront = plain.clone().with_cloudfront_viewer_address();
-        assert_eq!(cloudfront.client(ip("130.176.1.1"), &viewer), ip("2001:db8::7"));
+        assert_eq!(
+            cloudfront.client(ip("130.176.1.1"), &viewer),
+            ip("2001:db8::7")
+        );
         assert_eq!(cloudfront.client(ip("192.0.2.1"), &viewer), ip("192.0.2.1"));
     }
 

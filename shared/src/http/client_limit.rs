@@ -104,7 +104,9 @@ impl ClientLimiter {
         spent
             .add(client, self.limit.burst, now_ms)
             .map(|_| ())
-            .map_err(|count| ((count + 1.0 - self.limit.burst) / self.limit.per_second).ceil() as u64)
+            .map_err(|count| {
+                ((count + 1.0 - self.limit.burst) / self.limit.per_second).ceil() as u64
+            })
     }
 
     /// Middleware: refuses a client over its limit with `429` and `Retry-After`.
@@ -144,8 +146,15 @@ mod tests {
         let b = ClientKey::of("127.0.0.2".parse().unwrap());
         assert!(limiter.take(a, 0).is_ok());
         assert!(limiter.take(a, 0).is_ok());
-        assert_eq!(limiter.take(a, 0), Err(2), "burst spent: one token every 2 s");
-        assert!(limiter.take(b, 0).is_ok(), "another client has its own bucket");
+        assert_eq!(
+            limiter.take(a, 0),
+            Err(2),
+            "burst spent: one token every 2 s"
+        );
+        assert!(
+            limiter.take(b, 0).is_ok(),
+            "another client has its own bucket"
+        );
         assert!(limiter.take(a, 2_000).is_ok(), "refilled");
     }
 }

@@ -15,8 +15,8 @@ use super::client_address::ClientAddress;
 use super::error::ApiError;
 use super::extract::{self, Body, Params};
 use crate::domain::{EventId, RequestId};
-use crate::service::{Proof, WaitingRoom};
 use crate::service::event_state::{Rendered, SharedAnswers};
+use crate::service::{Proof, WaitingRoom};
 
 type Room = State<Arc<WaitingRoom>>;
 
@@ -127,9 +127,7 @@ async fn assign_queue_num(
         }
     };
     let client = client.map(|Extension(ClientAddress(address))| address);
-    let request_id = room
-        .join(&body.event_id, client, proof.as_ref())
-        .await?;
+    let request_id = room.join(&body.event_id, client, proof.as_ref()).await?;
     Ok(cacheable::private((
         StatusCode::ACCEPTED,
         Json(json!({ "api_request_id": request_id })),

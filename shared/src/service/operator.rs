@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::WaitingRoom;
 use crate::domain::event::check_count;
 use crate::domain::{
-    BypassCode, ChallengeCounts, ChallengeMode, ChallengeSettings, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
-    ServingIncrement, SessionEnd, Strategy, eta,
+    BypassCode, ChallengeCounts, ChallengeMode, ChallengeSettings, EventConfig, EventCounters,
+    EventId, EventState, RequestId, Schedule, ServingIncrement, SessionEnd, Strategy, eta,
 };
 use crate::error::Error;
 use crate::ports::{AuditEntry, EndOutcome, Page};

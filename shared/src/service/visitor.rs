@@ -210,13 +210,20 @@ impl WaitingRoom {
                 self.guard.count(event_id, Outcome::Refused);
                 demand(Some(refused))
             })?;
+            let request_id =
+                RequestId::from_challenge(solved.issued_at_ms, generation, solved.request_seed);
+            if self
+                .store
+                .get_request(event_id, &request_id)
+                .await?
+                .is_some()
+            {
+                crate::metrics::add("joins_replayed_total", 1);
+                return Ok(request_id);
+            }
             self.guard.count(event_id, Outcome::Solved);
-            RequestId::from_challenge(solved.issued_at_ms, generation, solved.request_seed)
+            request_id
         };
-        if proof.is_some() && self.store.get_request(event_id, &request_id).await?.is_some() {
-            crate::metrics::add("joins_replayed_total", 1);
-            return Ok(request_id);
-        }
         let request = EnqueueRequest {
             event_id: event_id.clone(),
             request_id,

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::schema::{Item, attr, boolean, num, strategy_field, string};
 use crate::domain::exits::Stripe;
 use crate::domain::{
-    ChallengeSettings, Draw, EventConfig, EventCounters, EventId, RequestId, RequestRecord, Schedule,
-    ServingIncrement, SessionStatus, Strategy, TokenRecord,
+    ChallengeSettings, Draw, EventConfig, EventCounters, EventId, RequestId, RequestRecord,
+    Schedule, ServingIncrement, SessionStatus, Strategy, TokenRecord,
 };
 use crate::ports::{AuditEntry, StoreError};
 
