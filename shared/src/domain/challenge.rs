@@ -154,8 +154,10 @@ mod tests {
 
     #[test]
     fn settings_out_of_range_are_refused() {
-        let mut settings = ChallengeSettings::default();
-        settings.difficulty = 0;
+        let mut settings = ChallengeSettings {
+            difficulty: 0,
+            ..Default::default()
+        };
         assert!(settings.validate().is_err());
         settings.difficulty = MAX_DIFFICULTY + 1;
         assert!(settings.validate().is_err());
