@@ -68,7 +68,7 @@ fn challenges(c: &mut Criterion) {
         })
     });
 
-    // Solving: a fresh challenge each time (the tries needed vary, geometric around 2^16).
+    // Solving: a fresh challenge each time (the tries needed vary, geometric around 2^18).
     group.sample_size(20);
     group.bench_function("solve_default_difficulty", |b| {
         b.iter(|| {

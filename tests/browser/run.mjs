@@ -648,7 +648,13 @@ async function scenario() {
     equal(created.status, 201, "POST /admin/events status");
     const started = Date.now();
     await challenged.goto(`${base}/waiting-room.html?event_id=guarded`);
-    await waitText(challenged, "#position", "1", 5000);
+    try {
+      await waitText(challenged, "#position", "1", 5000);
+    } catch (error) {
+      const m = await api(base, "GET", "/admin/events/guarded/metrics", undefined, ADMIN_KEY);
+      throw new Error(`${error.message}; page state ${await state(challenged)} after ${Date.now() - started} ms, ` +
+        `challenges ${JSON.stringify(m.data.challenges)}, places ${m.data.counters.queue_counter}`);
+    }
     const took = Date.now() - started;
     const m = await api(base, "GET", "/admin/events/guarded/metrics", undefined, ADMIN_KEY);
     equal(m.data.challenges.solved, 1, "challenges solved");

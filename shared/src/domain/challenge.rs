@@ -21,9 +21,10 @@ pub enum ChallengeMode {
     Adaptive,
 }
 
-/// Leading zero bits of a solution's SHA-256 at the default difficulty: 65,536 tries on
-/// average, about a second in a phone's browser, a fraction of one on a laptop.
-pub const DEFAULT_DIFFICULTY: u8 = 16;
+/// Leading zero bits of a solution's SHA-256 at the default difficulty: 262,144 tries on
+/// average, a quarter of a second in a laptop's browser (about a million a second), about a
+/// second on a phone.
+pub const DEFAULT_DIFFICULTY: u8 = 18;
 /// Hardest base difficulty an operator may set, and the cap of the raised one: beyond it a
 /// phone would work for hours.
 pub const MAX_DIFFICULTY: u8 = 28;
@@ -145,10 +146,10 @@ mod tests {
     #[test]
     fn difficulty_rises_with_pressure_and_with_one_address_and_stays_capped() {
         let settings = ChallengeSettings::default();
-        assert_eq!(settings.difficulty(0.0, 0.0), 16);
-        assert_eq!(settings.difficulty(100.0, 0.0), 18);
-        assert_eq!(settings.difficulty(0.0, 20.0), 18);
-        assert_eq!(settings.difficulty(0.0, 1e9), 24);
+        assert_eq!(settings.difficulty(0.0, 0.0), 18);
+        assert_eq!(settings.difficulty(100.0, 0.0), 20);
+        assert_eq!(settings.difficulty(0.0, 20.0), 20);
+        assert_eq!(settings.difficulty(0.0, 1e9), 26);
         assert_eq!(settings.difficulty(1e9, 1e9), MAX_DIFFICULTY);
     }
 

@@ -450,7 +450,7 @@
     f.message.value = c.message || "";
     f.rate_limit_per_min.value = c.rate_limit_per_min || "";
     f.safety_net.checked = !!c.safety_net;
-    var challenge = c.challenge || { mode: "off", difficulty: 16, pressure_joins_per_sec: 50 };
+    var challenge = c.challenge || { mode: "off", difficulty: 18, pressure_joins_per_sec: 50 };
     f.challenge_mode.value = challenge.mode;
     f.challenge_difficulty.value = challenge.difficulty;
     f.challenge_pressure.value = challenge.pressure_joins_per_sec;
