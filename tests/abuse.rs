@@ -214,11 +214,24 @@ async fn two_hundred_users_on_one_address_all_get_their_tokens_with_default_limi
 
 /// `demo` with the challenge on at `difficulty` bits.
 async fn challenged(local: &LocalRoom, difficulty: u8) {
+    set_challenge(
+        local,
+        ChallengeSettings {
+            mode: ChallengeMode::On,
+            difficulty,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+/// `demo`'s challenge set through the admin API, as the control panel sets it.
+async fn set_challenge(local: &LocalRoom, settings: ChallengeSettings) {
     let router = local.router();
     let mut config = call(&router, Method::GET, "/admin/events/demo", None, &admin())
         .await
         .body;
-    config["challenge"] = json!({"mode": "on", "difficulty": difficulty});
+    config["challenge"] = serde_json::to_value(settings).unwrap();
     let put = call(
         &router,
         Method::PUT,
@@ -399,25 +412,15 @@ async fn difficulty_rises_with_joins_from_one_address_and_with_join_pressure() {
 #[tokio::test]
 async fn adaptive_mode_asks_only_past_its_threshold_or_of_a_busy_address() {
     let (local, _) = room().await;
-    let router = local.router();
-    let mut config = call(&router, Method::GET, "/admin/events/demo", None, &admin())
-        .await
-        .body;
-    let settings = ChallengeSettings {
-        mode: ChallengeMode::Adaptive,
-        difficulty: 8,
-        pressure_joins_per_sec: 1_000,
-    };
-    config["challenge"] = serde_json::to_value(settings).unwrap();
-    let put = call(
-        &router,
-        Method::PUT,
-        "/admin/events/demo",
-        Some(config),
-        &admin(),
+    set_challenge(
+        &local,
+        ChallengeSettings {
+            mode: ChallengeMode::Adaptive,
+            difficulty: 8,
+            pressure_joins_per_sec: 1_000,
+        },
     )
     .await;
-    assert_eq!(put.status, StatusCode::OK);
     let room = local.room.clone();
     let demo = EventId::parse("demo").unwrap();
     let one: IpAddr = "192.0.2.1".parse().unwrap();
