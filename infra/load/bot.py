@@ -73,30 +73,41 @@ class Bot:
         with self.lock:
             self.statuses[status] = self.statuses.get(status, 0) + 1
 
+    def connect(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=10)
+
     def run_one(self):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-        event = self.args.event
+        conn = self.connect()
         while time.monotonic() < self.stop_at:
-            address = self.address()
-            status, body = self.post(conn, {"event_id": event}, address)
-            self.count(status)
-            if status == 403 and self.args.solve and "challenge" in body:
-                offered = body["challenge"]
-                nonce = solve(offered["challenge"], offered["difficulty"])
-                with self.lock:
-                    self.solved += 1
-                if time.monotonic() >= self.stop_at:
-                    break
-                status, body = self.post(
-                    conn,
-                    {"event_id": event, "challenge": offered["challenge"], "solution": nonce},
-                    address,
-                )
-                self.count(status)
-            if status == 202:
-                with self.lock:
-                    self.places.add(body.get("api_request_id"))
+            try:
+                self.join_once(conn)
+            except (http.client.HTTPException, OSError):
+                # The room closes a connection whose body it did not read (a refused join):
+                # open another, as a bot would.
+                self.count("reconnect")
+                conn.close()
+                conn = self.connect()
         conn.close()
+
+    def join_once(self, conn):
+        """One join, solving the challenge it is answered with when the bot solves."""
+        event = self.args.event
+        address = self.address()
+        status, body = self.post(conn, {"event_id": event}, address)
+        self.count(status)
+        if status == 403 and self.args.solve and "challenge" in body:
+            offered = body["challenge"]
+            nonce = solve(offered["challenge"], offered["difficulty"])
+            with self.lock:
+                self.solved += 1
+            if time.monotonic() >= self.stop_at:
+                return
+            proof = {"event_id": event, "challenge": offered["challenge"], "solution": nonce}
+            status, body = self.post(conn, proof, address)
+            self.count(status)
+        if status == 202:
+            with self.lock:
+                self.places.add(body.get("api_request_id"))
 
     def run(self):
         cpu0, wall0 = time.process_time(), time.monotonic()
@@ -117,7 +128,7 @@ class Bot:
             "bot_cpu_s": round(cpu, 2),
             "places_per_cpu_s": round(places / cpu, 1) if cpu > 0 else None,
             "challenges_solved": self.solved,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items(), key=str)},
         }
 
 

@@ -19,14 +19,26 @@ OUT=${WR_LOAD_OUT:-target/load/bot-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
 cargo build --release -p waiting-room >&2
-RUST_LOG=warn target/release/waiting-room serve --listen "127.0.0.1:$PORT" --admin-key "$KEY" \
-  --trusted-proxy 127.0.0.1/32 >"$OUT/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -sf "$BASE/serving_num?event_id=demo" >/dev/null && break
-  sleep 0.1
-done
+SERVER=""
+stop_server() {
+  [ -n "$SERVER" ] && { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; }
+  SERVER=""
+}
+trap stop_server EXIT
+# A fresh room per scenario: the join pressure and the addresses' counts of one scenario must
+# not raise the next one's difficulty.
+start_server() { # LOG
+  stop_server
+  RUST_LOG=warn target/release/waiting-room serve --listen "127.0.0.1:$PORT" --admin-key "$KEY" \
+    --trusted-proxy 127.0.0.1/32 >"$1" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 100); do
+    curl -sf "$BASE/serving_num?event_id=demo" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the room did not start; see $1" >&2
+  exit 1
+}
 
 event() { # ID MODE
   curl -sf -X POST "$BASE/admin/events" -H "authorization: Bearer $KEY" \
@@ -44,6 +56,7 @@ for mode in off on; do
       [ "$mode" = off ] && [ "$solve" = yes ] && continue
       n=$((n + 1))
       id="bot$n-$mode-$addresses-$solve"
+      start_server "$OUT/$id.log"
       event "$id" "$mode"
       flag=""; [ "$solve" = yes ] && flag=--solve
       echo "== $id" >&2
@@ -64,6 +77,7 @@ PY
 done
 
 echo "== the page in headless Chromium, challenge on at the default difficulty" >&2
+start_server "$OUT/page-join.log"
 event page-join on
 if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund) >&2
