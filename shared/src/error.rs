@@ -29,6 +29,9 @@ pub enum Error {
     Closed,
     #[error("unknown or used-up code")]
     CodeRefused,
+    /// A join that needs a solved challenge (boxed: it carries the next challenge).
+    #[error(transparent)]
+    Challenge(Box<crate::challenge::Demand>),
     #[error("this function has no {0} configured")]
     NotConfigured(&'static str),
     #[error("token signing failed: {0}")]

@@ -19,8 +19,8 @@ use crate::adapters::pass_keys::{KeyChanges, PassKeyStoreError};
 use crate::adapters::{AwsConfig, DynamoStore, PassKeyStore, SecretKeys, SqsBuffer, SystemClock};
 use crate::domain::{EnqueueRequest, EventConfig, EventId, Strategy};
 use crate::gate::edge::EdgePasses;
-use crate::http::AdminKey;
 use crate::http::admin::Actor;
+use crate::http::{AdminKey, TrustedProxies};
 use crate::service::{CacheSettings, WaitingRoom};
 use crate::token::TokenIssuer;
 
@@ -380,6 +380,18 @@ pub fn strategy_every_from_env() -> Result<Duration, StartupError> {
             .unwrap_or(5)
             .clamp(1, 30),
     ))
+}
+
+/// The proxies whose word about a joining visitor's address is taken (`WR_TRUSTED_PROXIES`,
+/// CIDR blocks separated by commas: CloudFront's origin-facing ranges when it is in front).
+/// From them, `CloudFront-Viewer-Address` or else `X-Forwarded-For`; from anyone else, API
+/// Gateway's source address.
+pub fn trusted_proxies_from_env() -> Result<TrustedProxies, StartupError> {
+    let blocks = env_parsed::<String>("WR_TRUSTED_PROXIES")?.unwrap_or_default();
+    let blocks: Vec<&str> = blocks.split(',').collect();
+    TrustedProxies::parse(&blocks[..])
+        .map(TrustedProxies::with_cloudfront_viewer_address)
+        .map_err(|e| StartupError::Invalid("WR_TRUSTED_PROXIES", e))
 }
 
 /// The event the authorizer checks when a request names none (`WR_EVENT_ID`).

@@ -5,6 +5,8 @@ pub mod adapters;
 pub mod authorizer;
 pub mod breaker;
 pub mod cache;
+pub mod challenge;
+pub mod clients;
 pub mod domain;
 pub mod error;
 pub mod gate;

@@ -20,7 +20,7 @@ use crate::adapters::{
 use crate::domain::{EnqueueRequest, EventConfig, EventId};
 use crate::error::Error;
 use crate::gate::edge::EdgePasses;
-use crate::http::{self, AdminAuth, ClientLimits};
+use crate::http::{self, AdminAuth, ClientLimits, TrustedProxies};
 use crate::listener::Listener;
 use crate::ports::{BufferError, Clock, EnqueueBuffer, Store};
 use crate::service::{CacheSettings, WaitingRoom, run_memory_consumer, run_strategy_loop};
@@ -68,6 +68,8 @@ pub struct LocalSettings {
     pub clock: Arc<dyn Clock>,
     /// Joins, look-ups and claims per client.
     pub client_limits: ClientLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (none: the connection's peer is).
+    pub trusted_proxies: TrustedProxies,
     pub store: LocalStore,
     /// Claims also carry a pass for the gate on CloudFront (see [`crate::gate::edge`]).
     pub edge_passes: Option<EdgePasses>,
@@ -84,6 +86,7 @@ impl LocalSettings {
             cache: CacheSettings::default(),
             clock: Arc::new(SystemClock),
             client_limits: ClientLimits::default(),
+            trusted_proxies: TrustedProxies::default(),
             store: LocalStore::Memory,
             edge_passes: None,
         }
@@ -119,6 +122,7 @@ pub struct LocalRoom {
     auth: AdminAuth,
     strategy_every: Duration,
     client_limits: ClientLimits,
+    trusted_proxies: TrustedProxies,
 }
 
 impl LocalRoom {
@@ -183,6 +187,7 @@ impl LocalRoom {
             auth: AdminAuth::Key(settings.admin_key.into()),
             strategy_every: settings.strategy_every,
             client_limits: settings.client_limits,
+            trusted_proxies: settings.trusted_proxies,
         })
     }
 
@@ -204,8 +209,10 @@ impl LocalRoom {
             "/metrics",
             axum::routing::get(|| async { crate::metrics::prometheus() }),
         );
-        api.merge(crate::web::routes())
-            .merge(http::admin::require_admin(metrics, self.auth.clone()))
+        let all = api
+            .merge(crate::web::routes())
+            .merge(http::admin::require_admin(metrics, self.auth.clone()));
+        http::client_address::resolve(all, self.trusted_proxies.clone())
     }
 
     /// Serves on `listener` until `shutdown` completes, with the consumer and strategy runner

@@ -54,6 +54,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/assets/i18n/panel-ja.json"),
     ),
     (
+        "/assets/solve.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/assets/solve.js"),
+    ),
+    (
         "/assets/panel.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/assets/panel.js"),

@@ -709,10 +709,35 @@ async function scenario() {
 
   const extraLogs = await visitorsOfEveryKind(base, targetBase, operator);
 
+  // The join challenge on, at the default difficulty: the page is answered 403 with a
+  // challenge, solves it in its worker and joins with the solution.
+  const challenged = await context.newPage();
+  const challengedLog = watch(challenged, "challenged visitor page");
+  challengedLog.allowed.push(/status of 403/);
+  await check("with the join challenge on, the page solves it in a worker and shows its place within 5 s", async () => {
+    const created = await api(base, "POST", "/admin/events",
+      { event_id: "guarded", name: "Guarded sale", challenge: { mode: "on" } }, ADMIN_KEY);
+    equal(created.status, 201, "POST /admin/events status");
+    const started = Date.now();
+    await challenged.goto(`${base}/waiting-room.html?event_id=guarded`);
+    try {
+      await waitText(challenged, "#position", "1", 5000);
+    } catch (error) {
+      const m = await api(base, "GET", "/admin/events/guarded/metrics", undefined, ADMIN_KEY);
+      throw new Error(`${error.message}; page state ${await state(challenged)} after ${Date.now() - started} ms, ` +
+        `challenges ${JSON.stringify(m.data.challenges)}, places ${m.data.counters.queue_counter}`);
+    }
+    const took = Date.now() - started;
+    const m = await api(base, "GET", "/admin/events/guarded/metrics", undefined, ADMIN_KEY);
+    equal(m.data.challenges.solved, 1, "challenges solved");
+    equal(m.data.counters.queue_counter, 1, "places given");
+    log(`        joined in ${took} ms at ${m.data.config.challenge.difficulty} bits`);
+  });
+
   await gatedFlow(context);
 
   await check("no console errors on the visitor pages or the control panel", async () => {
-    const all = [visitorLog, operatorLog, insideLog, expiringLog, scheduledLog, ...extraLogs, ...gateLogs]
+    const all = [visitorLog, operatorLog, insideLog, expiringLog, scheduledLog, challengedLog, ...extraLogs, ...gateLogs]
       .flatMap((r) => r.errors.map((e) => `${r.label}: ${e}`));
     assert(all.length === 0, all.join("\n"));
   });

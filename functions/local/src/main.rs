@@ -11,7 +11,7 @@ use waiting_room_core::adapters::{AwsConfig, AwsSettings};
 use waiting_room_core::domain::EventId;
 use waiting_room_core::gate::{self, Gate, GateSettings};
 use waiting_room_core::http::admin::generate_admin_key;
-use waiting_room_core::http::{ClientLimit, ClientLimits};
+use waiting_room_core::http::{ClientLimit, ClientLimits, TrustedProxies};
 use waiting_room_core::listener::{Listener, ListenerSettings, TlsFiles};
 use waiting_room_core::server::{LocalRoom, LocalSettings, LocalStore};
 use waiting_room_core::token::{KeyAlgorithm, SigningKey};
@@ -91,6 +91,15 @@ struct ServeArgs {
     /// Look-ups a client address may make at once.
     #[arg(long, env = "WR_LOOKUP_BURST", default_value_t = ClientLimit::LOOKUPS.burst)]
     lookup_burst: f64,
+    /// A proxy in front of the room (an address or a CIDR block, repeatable): behind it the
+    /// client is the rightmost `X-Forwarded-For` entry that is not a trusted proxy. Without
+    /// it, the client is the connection's peer and `X-Forwarded-For` is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "WR_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
     /// Where positions, counters and tokens live: in this process, or in DynamoDB with
     /// enqueues buffered on SQS (region, credentials and `AWS_ENDPOINT_URL` from the
     /// environment, as for any AWS SDK).
@@ -282,6 +291,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         joins: limit(args.join_rate, args.join_burst),
         lookups: limit(args.lookup_rate, args.lookup_burst),
     };
+    settings.trusted_proxies = TrustedProxies::parse(&args.trusted_proxies[..])
+        .map_err(|e| format!("--trusted-proxy: {e}"))?;
     settings.store = match (args.store, args.table.clone(), args.queue_url.clone()) {
         (StoreKind::Dynamodb, Some(table), Some(queue_url)) => LocalStore::Aws {
             aws: AwsConfig::from_env().await,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::challenge::ChallengeSettings;
 use super::strategy::Strategy;
 use crate::error::Error;
 
@@ -125,6 +126,9 @@ pub struct EventConfig {
     /// How the event's waiting page looks: its title, logo and colour.
     #[serde(default)]
     pub appearance: Appearance,
+    /// Whether joining needs a solved proof of work, and how hard it is.
+    #[serde(default)]
+    pub challenge: ChallengeSettings,
     /// When the operator last changed the config (ms since the epoch; set by the room, not by
     /// the operator): with the counters' own change times, the validator of what pages poll.
     #[serde(default)]
@@ -228,6 +232,7 @@ impl EventConfig {
             authorizer_fail_open: false,
             message: String::new(),
             appearance: Appearance::default(),
+            challenge: ChallengeSettings::default(),
             updated_at_ms: 0,
         }
     }
@@ -289,6 +294,7 @@ impl EventConfig {
             check_count("rate_limit_per_min", limit, 1)?;
         }
         self.appearance.validate()?;
+        self.challenge.validate()?;
         self.strategy.validate()
     }
 }

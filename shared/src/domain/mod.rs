@@ -1,5 +1,6 @@
 //! Pure types and rules of the waiting room. Nothing here does I/O or knows about AWS.
 
+pub mod challenge;
 pub mod counters;
 pub mod eta;
 pub mod event;
@@ -8,6 +9,7 @@ pub mod request;
 pub mod shuffle;
 pub mod strategy;
 
+pub use challenge::{ChallengeCounts, ChallengeMode, ChallengeSettings};
 pub use counters::EventCounters;
 pub use event::{Appearance, Draw, EventConfig, EventId, EventState, Schedule};
 pub use request::{

@@ -30,13 +30,24 @@ pub struct RequestId {
 const REQUEST_ID_LEN: usize = 64;
 
 impl RequestId {
-    /// A new id, made at `created_at_ms` in the event's `generation`. The one place ids are
-    /// made: everything that hands a visitor an id comes through here.
+    /// A new id, made at `created_at_ms` in the event's `generation`. With
+    /// [`RequestId::from_challenge`], the only places ids are made.
     pub fn new(created_at_ms: i64, generation: u64) -> Self {
         Self {
             created_at_ms: created_at_ms.max(0) as u64,
             generation,
             random: Uuid::new_v4().as_u128(),
+        }
+    }
+
+    /// The id a solved join challenge names: made when the challenge was issued, its random
+    /// part derived from the challenge (see [`crate::challenge::Solved`]), so the same
+    /// solution always joins as the same request.
+    pub fn from_challenge(issued_at_ms: i64, generation: u64, seed: u128) -> Self {
+        Self {
+            created_at_ms: issued_at_ms.max(0) as u64,
+            generation,
+            random: seed,
         }
     }
 

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for `Retry-After` on 503s.
     pub retry_after: Option<u64>,
+    /// One more field of the body: the challenge a refused join is to solve.
+    pub detail: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            detail: None,
         }
     }
 
@@ -65,6 +68,16 @@ impl From<Error> for ApiError {
             Error::NotOpen => Self::new(S::CONFLICT, "event_not_open", message),
             Error::Closed => Self::new(S::GONE, "event_closed", message),
             Error::CodeRefused => Self::new(S::FORBIDDEN, "code_refused", message),
+            Error::Challenge(demand) => {
+                let code = match demand.refused {
+                    None => "challenge_required",
+                    Some(crate::challenge::Refusal::Expired) => "challenge_expired",
+                    Some(_) => "challenge_failed",
+                };
+                let mut error = Self::new(S::FORBIDDEN, code, message);
+                error.detail = Some(("challenge", json!(demand.challenge)));
+                error
+            }
             Error::Token(reason @ (TokenError::Revoked | TokenError::WrongEvent)) => {
                 Self::new(S::FORBIDDEN, reason.code(), message)
             }
@@ -160,7 +173,11 @@ impl From<QueryRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         crate::metrics::add_labelled("errors_total", "code", self.code);
-        let body = Json(json!({ "error": self.message, "code": self.code }));
+        let mut body = json!({ "error": self.message, "code": self.code });
+        if let Some((name, value)) = self.detail {
+            body[name] = value;
+        }
+        let body = Json(body);
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cacheable;
+pub mod client_address;
 pub mod client_limit;
 pub mod cors;
 pub mod error;
@@ -16,7 +17,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
 pub use admin::{AdminAuth, AdminKey};
-pub use client_limit::{ClientKey, ClientLimit, ClientLimiter, ClientLimits};
+pub use client_address::{ClientAddress, TrustedProxies};
+pub use client_limit::{ClientLimit, ClientLimiter, ClientLimits};
 use error::ApiError;
 
 use crate::service::WaitingRoom;

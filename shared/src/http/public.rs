@@ -6,16 +6,17 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::client_address::ClientAddress;
 use super::error::ApiError;
 use super::extract::{self, Body, Params};
 use super::{cacheable, no_script};
 use crate::domain::{EventId, RequestId};
-use crate::service::WaitingRoom;
 use crate::service::event_state::{Rendered, SharedAnswers};
+use crate::service::{Proof, WaitingRoom};
 
 type Room = State<Arc<WaitingRoom>>;
 
@@ -102,11 +103,38 @@ pub fn key_routes() -> Router<Arc<WaitingRoom>> {
         .route("/authorize/{*path}", get(authorize))
 }
 
+/// A join: the event, and a solved challenge when the event asks for one.
+#[derive(Deserialize)]
+struct JoinBody {
+    event_id: EventId,
+    #[serde(default)]
+    challenge: Option<String>,
+    /// The nonce that solves `challenge`.
+    #[serde(default)]
+    solution: Option<String>,
+}
+
 async fn assign_queue_num(
     State(room): Room,
-    Body(body): Body<EventParam>,
+    client: Option<Extension<ClientAddress>>,
+    Body(body): Body<JoinBody>,
 ) -> Result<Response, ApiError> {
-    let request_id = room.enqueue(&body.event_id).await?;
+    let proof = match (body.challenge, body.solution) {
+        (Some(challenge), Some(solution)) => Some(Proof {
+            challenge,
+            solution,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "send challenge and solution together",
+            ));
+        }
+    };
+    let client = client.map(|Extension(ClientAddress(address))| address);
+    let request_id = room.join(&body.event_id, client, proof.as_ref()).await?;
     Ok(cacheable::private((
         StatusCode::ACCEPTED,
         Json(json!({ "api_request_id": request_id })),

@@ -3,6 +3,7 @@
 
 mod consumer;
 pub mod event_state;
+mod join_guard;
 mod moves;
 mod operator;
 mod runner;
@@ -21,7 +22,7 @@ use crate::token::TokenIssuer;
 pub use consumer::{BatchReport, run_memory_consumer};
 pub use operator::{EventMetrics, NewCodes, NewEvent};
 pub use runner::{StrategyReport, run_strategy_loop};
-pub use visitor::{EdgePass, QueueStatus, Standing, TokenOutcome};
+pub use visitor::{EdgePass, Proof, QueueStatus, Standing, TokenOutcome};
 
 /// How long in-process caches keep what they read.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +72,8 @@ pub struct WaitingRoom {
     moves: moves::MovesCache,
     /// Guards the authorizer's revocation lookups.
     revocations: CircuitBreaker,
+    /// Recent joins, for the join challenge.
+    guard: join_guard::JoinGuard,
 }
 
 impl WaitingRoom {
@@ -86,6 +89,7 @@ impl WaitingRoom {
             tokens: None,
             edge_passes: None,
             revocations: CircuitBreaker::new(BreakerSettings::default()),
+            guard: join_guard::JoinGuard::new(),
         }
     }
 

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::WaitingRoom;
 use crate::domain::event::check_count;
 use crate::domain::{
-    Appearance, BypassCode, EventConfig, EventCounters, EventId, EventState, RequestId, Schedule,
-    ServingIncrement, SessionEnd, Strategy, eta,
+    Appearance, BypassCode, ChallengeCounts, ChallengeMode, ChallengeSettings, EventConfig,
+    EventCounters, EventId, EventState, RequestId, Schedule, ServingIncrement, SessionEnd,
+    Strategy, eta,
 };
 use crate::error::Error;
 use crate::ports::{AuditEntry, EndOutcome, Page};
@@ -32,6 +33,7 @@ pub struct NewEvent {
     pub authorizer_fail_open: Option<bool>,
     pub message: Option<String>,
     pub appearance: Option<Appearance>,
+    pub challenge: Option<ChallengeSettings>,
 }
 
 impl NewEvent {
@@ -71,6 +73,9 @@ impl NewEvent {
         if let Some(appearance) = self.appearance {
             config.appearance = appearance;
         }
+        if let Some(challenge) = self.challenge {
+            config.challenge = challenge;
+        }
         config
     }
 }
@@ -109,6 +114,9 @@ pub struct EventMetrics {
     pub admission_rate_per_min: f64,
     /// Serving counter moves of the last few minutes, for the admission chart.
     pub recent_admissions: Vec<ServingIncrement>,
+    /// Join challenges issued, solved and refused, as this process counted them (on AWS the
+    /// `challenges_total` metric counts them across the functions).
+    pub challenges: ChallengeCounts,
     pub at_ms: i64,
 }
 
@@ -376,6 +384,7 @@ impl WaitingRoom {
             admission_rate_per_min: (rate * 600.0).round() / 10.0,
             counters,
             recent_admissions,
+            challenges: self.guard.counts(event_id),
             at_ms: now,
         })
     }
@@ -417,6 +426,13 @@ fn describe(config: &EventConfig) -> String {
     }
     if config.authorizer_fail_open {
         parts.push("authorizer fails open".into());
+    }
+    match config.challenge.mode {
+        ChallengeMode::Off => {}
+        mode => parts.push(format!(
+            "join challenge {mode:?} at {} bits",
+            config.challenge.difficulty
+        )),
     }
     let Schedule {
         prequeue_at_ms,

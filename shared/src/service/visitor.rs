@@ -1,8 +1,13 @@
 //! What a visitor does: join the line, watch its place, claim its token.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
 use super::WaitingRoom;
+use super::join_guard::Outcome;
+use crate::challenge::{self, Demand};
+use crate::clients::ClientKey;
 use crate::domain::{
     Admission, EnqueueRequest, EventConfig, EventCounters, EventId, EventState, RequestId,
     RequestRecord, SessionStatus, TokenRecord, eta,
@@ -27,6 +32,14 @@ fn unplaced(request_id: &RequestId, counters: &EventCounters, now_ms: i64) -> Er
     } else {
         Error::NotAssigned
     }
+}
+
+/// A solved join challenge, as a page sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    pub challenge: String,
+    /// The nonce that solves it.
+    pub solution: String,
 }
 
 /// Answer of `generate_token`.
@@ -128,29 +141,94 @@ pub struct QueueStatus {
 }
 
 impl WaitingRoom {
-    /// A new visitor's request, if the event takes visitors now (the cached config decides:
-    /// not before the line opens, not once the event is over). Its id carries the cached
+    /// The event's config and generation, if it takes visitors now (the cached config decides:
+    /// not before the line opens, not once the event is over). A join's id carries the cached
     /// generation: a join that lands just after a reset, while this process still has the
     /// previous one, counts as made before it (dropped, reported gone, joined again).
-    async fn arrival(&self, event_id: &EventId) -> Result<EnqueueRequest, Error> {
+    async fn arrival(&self, event_id: &EventId) -> Result<(EventConfig, u64), Error> {
         let config = self.cached_config(event_id).await?;
         let generation = self.cached_generation(event_id).await?;
-        let now = self.now_ms();
-        match config.state(now) {
+        match config.state(self.now_ms()) {
             EventState::NotOpen => Err(Error::NotOpen),
             EventState::Closed => Err(Error::Closed),
-            EventState::PreQueue | EventState::Open | EventState::Paused => Ok(EnqueueRequest {
-                event_id: event_id.clone(),
-                request_id: RequestId::new(now, generation),
-                entry_time_ms: now,
-            }),
+            EventState::PreQueue | EventState::Open | EventState::Paused => {
+                Ok((config, generation))
+            }
         }
     }
 
-    /// Puts a visitor in line: one buffer message, no store write. The event is checked
-    /// against the in-process config cache.
+    /// Puts a visitor in line without a challenge solved (what a join without one does).
     pub async fn enqueue(&self, event_id: &EventId) -> Result<RequestId, Error> {
-        let request = self.arrival(event_id).await?;
+        self.join(event_id, None, None).await
+    }
+
+    /// Puts a visitor in line: one buffer message, no store write. The event is checked
+    /// against the in-process config cache. When the event's challenge asks for it (see
+    /// [`crate::domain::ChallengeSettings`]), only with `proof` of a solved challenge issued
+    /// to `client`; otherwise the answer is [`Error::Challenge`] with one to solve. A solved
+    /// challenge joins as the request it names: sent again, it gets that request id back and
+    /// never a second place (a request already placed is not sent again; one still in the
+    /// buffer is, and the consumer places it once).
+    pub async fn join(
+        &self,
+        event_id: &EventId,
+        client: Option<IpAddr>,
+        proof: Option<&Proof>,
+    ) -> Result<RequestId, Error> {
+        let (config, generation) = self.arrival(event_id).await?;
+        let now = self.now_ms();
+        let client = client.map(ClientKey::of);
+        let (pressure, address_joins) = self.guard.record(event_id, client, now);
+        let settings = config.challenge;
+        let required = settings.required(pressure, address_joins);
+        let request_id = if proof.is_none() && !required {
+            RequestId::new(now, generation)
+        } else {
+            let keys = self.tokens()?.keys().await;
+            let demand = |refused| {
+                self.guard.count(event_id, Outcome::Issued);
+                let difficulty = settings.difficulty(pressure, address_joins);
+                let issued =
+                    challenge::issue(keys.challenge_key(), event_id, client, difficulty, now);
+                Error::Challenge(Box::new(Demand {
+                    refused,
+                    challenge: issued,
+                }))
+            };
+            let Some(proof) = proof else {
+                return Err(demand(None));
+            };
+            let solved = challenge::verify(
+                keys.challenge_keys(),
+                event_id,
+                client,
+                &proof.challenge,
+                &proof.solution,
+                now,
+            )
+            .map_err(|refused| {
+                self.guard.count(event_id, Outcome::Refused);
+                demand(Some(refused))
+            })?;
+            let request_id =
+                RequestId::from_challenge(solved.issued_at_ms, generation, solved.request_seed);
+            if self
+                .store
+                .get_request(event_id, &request_id)
+                .await?
+                .is_some()
+            {
+                crate::metrics::add("joins_replayed_total", 1);
+                return Ok(request_id);
+            }
+            self.guard.count(event_id, Outcome::Solved);
+            request_id
+        };
+        let request = EnqueueRequest {
+            event_id: event_id.clone(),
+            request_id,
+            entry_time_ms: now,
+        };
         self.buffer()?.send(&request).await?;
         crate::metrics::add("enqueued_total", 1);
         tracing::debug!(event_id = %event_id, request_id = %request.request_id, "enqueued");
@@ -161,7 +239,13 @@ impl WaitingRoom {
     /// its token as any served visitor would.
     pub async fn redeem_code(&self, event_id: &EventId, code: &str) -> Result<RequestId, Error> {
         crate::domain::request::validate_code(code)?;
-        let request = self.arrival(event_id).await?;
+        let (_, generation) = self.arrival(event_id).await?;
+        let now = self.now_ms();
+        let request = EnqueueRequest {
+            event_id: event_id.clone(),
+            request_id: RequestId::new(now, generation),
+            entry_time_ms: now,
+        };
         match self.store.redeem_code(event_id, code, &request).await? {
             crate::ports::RedeemOutcome::Redeemed => {
                 crate::metrics::add("codes_redeemed_total", 1);

@@ -62,6 +62,9 @@ pub struct SigningKey {
     pub(crate) decoding: DecodingKey,
     jwk: serde_json::Value,
     pem: String,
+    /// The key join challenges are signed with, derived from the private key: whoever can
+    /// issue tokens can issue challenges, and no second secret is kept.
+    challenge: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -146,6 +149,11 @@ impl SigningKey {
             fields.insert("alg".into(), json!(alg));
             fields.insert("use".into(), json!("sig"));
         }
+        let mut derived = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        derived.update(b"waiting-room join challenge key\0");
+        derived.update(pem.as_bytes());
+        let challenge =
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.finish().as_ref());
         Ok(Self {
             kid,
             algorithm,
@@ -153,6 +161,7 @@ impl SigningKey {
             decoding,
             jwk,
             pem,
+            challenge,
         })
     }
 
@@ -254,6 +263,16 @@ impl KeyRing {
     /// Every key, the current one first.
     pub fn all(&self) -> &[SigningKey] {
         &self.keys
+    }
+
+    /// The key new join challenges are signed with.
+    pub fn challenge_key(&self) -> &aws_lc_rs::hmac::Key {
+        &self.current().challenge
+    }
+
+    /// The keys join challenges are checked with, the one that signs them first.
+    pub fn challenge_keys(&self) -> impl Iterator<Item = &aws_lc_rs::hmac::Key> {
+        self.keys.iter().map(|key| &key.challenge)
     }
 
     /// Every key that verifies, as a JWKS document.

@@ -220,6 +220,10 @@
     set("m-abandoned", c.tokens_abandoned);
     set("m-expired", c.tokens_expired);
     set("m-pos-expired", c.positions_expired);
+    var ch = m.challenges || { issued: 0, solved: 0, refused: 0 };
+    $("m-challenges").textContent = [ch.issued, ch.solved, ch.refused].map(function (n) {
+      return numbers.format(n);
+    }).join(" / ");
     $("pause-toggle").textContent = config.paused ? P.resume : P.pause;
     $("pause-toggle").className = "button " + (config.paused ? "primary" : "");
     $("close-toggle").textContent = config.closed ? P.reopen_event : P.close_event;
@@ -463,6 +467,10 @@
     f.accent_color.value = look.accent_color || "";
     f.rate_limit_per_min.value = c.rate_limit_per_min || "";
     f.safety_net.checked = !!c.safety_net;
+    var challenge = c.challenge || { mode: "off", difficulty: 18, pressure_joins_per_sec: 50 };
+    f.challenge_mode.value = challenge.mode;
+    f.challenge_difficulty.value = challenge.difficulty;
+    f.challenge_pressure.value = challenge.pressure_joins_per_sec;
     var sch = c.schedule || {};
     f.prequeue_at.value = toLocalInput(sch.prequeue_at_ms);
     f.start_at.value = toLocalInput(sch.start_at_ms);
@@ -491,6 +499,11 @@
       },
       rate_limit_per_min: f.rate_limit_per_min.value ? parseInt(f.rate_limit_per_min.value, 10) : null,
       safety_net: f.safety_net.checked,
+      challenge: {
+        mode: f.challenge_mode.value,
+        difficulty: parseInt(f.challenge_difficulty.value, 10),
+        pressure_joins_per_sec: parseInt(f.challenge_pressure.value, 10)
+      },
       schedule: {
         prequeue_at_ms: fromLocalInput(f.prequeue_at.value),
         start_at_ms: fromLocalInput(f.start_at.value),

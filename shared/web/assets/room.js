@@ -190,14 +190,26 @@
     });
   }
 
-  function join() {
+  // Joins; when the room asks for a solved challenge, solves it in a worker and joins with
+  // it (a refused or expired solution comes back with a fresh challenge: a few rounds at most).
+  function join(proof, rounds) {
     render("joining");
-    return call("POST", ROUTES.join, { event_id: eventId }).then(function (r) {
+    var body = { event_id: eventId };
+    if (proof) {
+      body.challenge = proof.challenge;
+      body.solution = proof.solution;
+    }
+    return call("POST", ROUTES.join, body).then(function (r) {
       if (r.status === 202 && r.data.api_request_id) {
         place = { id: r.data.api_request_id, joinedAt: Date.now(), arrival: null, entryMs: null, firstAhead: null, claimed: false };
         save();
         asks = 0;
         schedule(Q.unplacedDelayMs(0)); // the position is assigned within a fraction of a second
+      } else if (r.status === 403 && r.data.challenge && (rounds || 0) < 3) {
+        var challenge = r.data.challenge;
+        return solve(challenge).then(function (solution) {
+          return join({ challenge: challenge.challenge, solution: solution }, (rounds || 0) + 1);
+        });
       } else if (r.status === 404 || r.status === 400) {
         render("unknown"); // no such event, or an id no event could have
       } else if (r.status === 409 && r.data.code === "event_not_open") {
@@ -207,6 +219,23 @@
       } else {
         throw new Transient(r.retryAfter);
       }
+    });
+  }
+
+  // The challenge's nonce, found by a worker (assets/solve.js) so the page stays responsive.
+  function solve(challenge) {
+    return new Promise(function (resolve, reject) {
+      var worker = new Worker("assets/solve.js");
+      worker.onmessage = function (event) {
+        worker.terminate();
+        if (event.data && typeof event.data.solution === "string") resolve(event.data.solution);
+        else reject(new Transient(0));
+      };
+      worker.onerror = function () {
+        worker.terminate();
+        reject(new Transient(0));
+      };
+      worker.postMessage({ challenge: challenge.challenge, difficulty: challenge.difficulty });
     });
   }
 

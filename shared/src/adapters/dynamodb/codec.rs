@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::schema::{Item, attr, boolean, num, strategy_field, string};
 use crate::domain::exits::Stripe;
 use crate::domain::{
-    Appearance, Draw, EventConfig, EventCounters, EventId, RequestId, RequestRecord, Schedule,
-    ServingIncrement, SessionStatus, Strategy, TokenRecord,
+    Appearance, ChallengeSettings, Draw, EventConfig, EventCounters, EventId, RequestId,
+    RequestRecord, Schedule, ServingIncrement, SessionStatus, Strategy, TokenRecord,
 };
 use crate::ports::{AuditEntry, StoreError};
 
@@ -87,6 +87,8 @@ struct EventOptions {
     #[serde(default)]
     appearance: Appearance,
     #[serde(default)]
+    challenge: ChallengeSettings,
+    #[serde(default)]
     updated_at_ms: i64,
 }
 
@@ -124,6 +126,7 @@ fn options_json(config: &EventConfig) -> String {
         authorizer_fail_open: config.authorizer_fail_open,
         message: config.message.clone(),
         appearance: config.appearance.clone(),
+        challenge: config.challenge,
         updated_at_ms: config.updated_at_ms,
     };
     // A struct of plain fields always serialises.
@@ -175,6 +178,7 @@ impl TryFrom<&Item> for EventConfig {
             authorizer_fail_open: options.authorizer_fail_open,
             message: options.message,
             appearance: options.appearance,
+            challenge: options.challenge,
             updated_at_ms: options.updated_at_ms,
             draw,
         })
